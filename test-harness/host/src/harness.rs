@@ -1,0 +1,723 @@
+//! The emulator: workers (VMs), streams, the virtual clock and callouts.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::error::HarnessError;
+use crate::exchange::{Exchange, Request, Response, UpstreamRequest};
+use crate::headers::HeaderMap;
+use crate::plugin::Plugin;
+use crate::state::{CalloutResponse, ConfigPhase, DeliveredCallout, Flow, ForeignCall, HttpCall, HttpStream, LogEntry};
+use crate::types::{Action, LogLevel};
+use crate::vm::Vm;
+use crate::world::{Metric, World};
+
+/// 2026-01-01T00:00:00Z: the virtual wall clock's starting point, fixed so
+/// that runs are repeatable.
+const START_OF_TIME: Duration = Duration::from_secs(1_767_225_600);
+
+/// How long `exchange` lets a paused stream wait, in virtual time, before it
+/// reports the stream as stalled.
+const STALL_LIMIT: Duration = Duration::from_secs(3600);
+
+/// How many callbacks may trigger each other (queue notifications, local
+/// replies) before the harness calls it a runaway.
+const CHAIN_LIMIT: usize = 10_000;
+
+/// A worker: one VM of a plugin, as Envoy runs one per worker thread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WorkerId(pub usize);
+
+/// An HTTP stream (a plugin context) on one worker.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct StreamId {
+    pub worker: WorkerId,
+    pub context: u32,
+}
+
+/// A proxy-wasm host for tests: load a plugin into one or more workers, send
+/// it requests, advance its virtual clock, answer its callouts, and look at
+/// what it did. Each harness is independent, so tests run in parallel.
+#[derive(Debug)]
+pub struct Harness {
+    world: World,
+    workers: Vec<Vm>,
+}
+
+impl Default for Harness {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+enum Event {
+    Tick(usize),
+    CalloutTimeout(usize, u32),
+}
+
+impl Harness {
+    pub fn new() -> Self {
+        Self {
+            world: World::new(START_OF_TIME),
+            workers: Vec::new(),
+        }
+    }
+
+    /// Starts a new worker VM of `plugin`: instantiate, `proxy_on_vm_start`
+    /// with the VM configuration, `proxy_on_configure` with the plugin
+    /// configuration. A `false` from either is an error carrying the logs.
+    pub fn start(&mut self, plugin: &Plugin) -> Result<WorkerId, HarnessError> {
+        let index = self.workers.len();
+        let mut vm = Vm::instantiate(plugin, &self.world, index)?;
+        let root = vm.state().root_context;
+        vm.callback(root, "proxy_on_context_create", (root, 0u32), ())?;
+        let vm_config_len = vm.state().vm_config.len() as u32;
+        vm.state_mut().config_phase = ConfigPhase::VmStart;
+        let started = vm.callback(root, "proxy_on_vm_start", (root, vm_config_len), 1u32);
+        vm.state_mut().config_phase = ConfigPhase::None;
+        if started? == 0 {
+            return Err(HarnessError::VmStartFailed {
+                logs: vm.state().logs.clone(),
+            });
+        }
+        let plugin_config_len = vm.state().plugin_config.len() as u32;
+        vm.state_mut().config_phase = ConfigPhase::Configure;
+        let configured = vm.callback(root, "proxy_on_configure", (root, plugin_config_len), 1u32);
+        vm.state_mut().config_phase = ConfigPhase::None;
+        if configured? == 0 {
+            return Err(HarnessError::ConfigureFailed {
+                logs: vm.state().logs.clone(),
+            });
+        }
+        self.workers.push(vm);
+        self.settle()?;
+        Ok(WorkerId(index))
+    }
+
+    /// Starts `count` workers of the same plugin, sharing shared data,
+    /// queues and metrics, as Envoy's worker threads do.
+    pub fn start_workers(&mut self, plugin: &Plugin, count: usize) -> Result<Vec<WorkerId>, HarnessError> {
+        (0..count).map(|_| self.start(plugin)).collect()
+    }
+
+    fn vm(&self, worker: WorkerId) -> Result<&Vm, HarnessError> {
+        self.workers.get(worker.0).ok_or(HarnessError::UnknownWorker(worker.0))
+    }
+
+    fn vm_mut(&mut self, worker: WorkerId) -> Result<&mut Vm, HarnessError> {
+        self.workers
+            .get_mut(worker.0)
+            .ok_or(HarnessError::UnknownWorker(worker.0))
+    }
+
+    fn stream_mut(&mut self, id: StreamId) -> Result<&mut HttpStream, HarnessError> {
+        self.vm_mut(id.worker)?
+            .state_mut()
+            .streams
+            .get_mut(&id.context)
+            .ok_or(HarnessError::UnknownStream {
+                worker: id.worker.0,
+                context: id.context,
+            })
+    }
+
+    /// The state of a stream: headers as the plugin left them, flow, local response.
+    pub fn stream(&self, id: StreamId) -> Result<&HttpStream, HarnessError> {
+        self.vm(id.worker)?
+            .state()
+            .streams
+            .get(&id.context)
+            .ok_or(HarnessError::UnknownStream {
+                worker: id.worker.0,
+                context: id.context,
+            })
+    }
+
+    /// Opens a new HTTP stream: `proxy_on_context_create` for a new context.
+    pub fn new_stream(&mut self, worker: WorkerId) -> Result<StreamId, HarnessError> {
+        let vm = self.vm_mut(worker)?;
+        let state = vm.state_mut();
+        let context = state.next_context;
+        state.next_context += 1;
+        let root = state.root_context;
+        state.streams.insert(context, HttpStream::default());
+        vm.callback(context, "proxy_on_context_create", (context, root), ())?;
+        Ok(StreamId { worker, context })
+    }
+
+    /// Sets a property on one stream (`request.*`, `source.address`, anything).
+    pub fn set_property(&mut self, id: StreamId, path: &[&str], value: impl Into<Vec<u8>>) -> Result<(), HarnessError> {
+        let path = path.iter().map(|s| s.to_string()).collect();
+        self.stream_mut(id)?.properties.insert(path, value.into());
+        Ok(())
+    }
+
+    /// Delivers request headers (`proxy_on_request_headers`).
+    pub fn request_headers<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        id: StreamId,
+        headers: impl IntoIterator<Item = (K, V)>,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let map: HeaderMap = headers.into_iter().collect();
+        let count = map.len() as u32;
+        self.stream_mut(id)?.request_headers = Some(map);
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            "proxy_on_request_headers",
+            (id.context, count, u32::from(end_of_stream)),
+            0u32,
+        )?;
+        self.after_request_step(id, code)
+    }
+
+    /// Delivers a request body chunk (`proxy_on_request_body`). When the
+    /// previous body callback paused, the plugin sees everything buffered so far.
+    pub fn request_body(&mut self, id: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+        let stream = self.stream_mut(id)?;
+        let body = stream.request_body.get_or_insert_with(Vec::new);
+        if !stream.buffering_request_body {
+            body.clear();
+        }
+        body.extend_from_slice(chunk);
+        let size = body.len() as u32;
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            "proxy_on_request_body",
+            (id.context, size, u32::from(end_of_stream)),
+            0u32,
+        )?;
+        let action = Action::from_abi(code);
+        let stream = self.stream_mut(id)?;
+        stream.buffering_request_body = action == Action::Pause;
+        if action != Action::Pause {
+            let body = stream.request_body.take().unwrap_or_default();
+            stream.forwarded_request_body.extend_from_slice(&body);
+        }
+        self.after_request_step(id, code)
+    }
+
+    /// Delivers request trailers (`proxy_on_request_trailers`).
+    pub fn request_trailers<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        id: StreamId,
+        trailers: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Action, HarnessError> {
+        let map: HeaderMap = trailers.into_iter().collect();
+        let count = map.len() as u32;
+        self.stream_mut(id)?.request_trailers = Some(map);
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            "proxy_on_request_trailers",
+            (id.context, count),
+            0u32,
+        )?;
+        self.after_request_step(id, code)
+    }
+
+    fn after_request_step(&mut self, id: StreamId, code: u32) -> Result<Action, HarnessError> {
+        let action = Action::from_abi(code);
+        let stream = self.stream_mut(id)?;
+        stream.request_flow = if action == Action::Continue { Flow::Flowing } else { Flow::Paused };
+        self.settle()?;
+        Ok(action)
+    }
+
+    /// Delivers response headers (`proxy_on_response_headers`).
+    pub fn response_headers<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        id: StreamId,
+        headers: impl IntoIterator<Item = (K, V)>,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let map: HeaderMap = headers.into_iter().collect();
+        self.deliver_response_headers(id, map, end_of_stream)
+    }
+
+    fn deliver_response_headers(&mut self, id: StreamId, map: HeaderMap, end_of_stream: bool) -> Result<Action, HarnessError> {
+        let count = map.len() as u32;
+        self.stream_mut(id)?.response_headers = Some(map);
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            "proxy_on_response_headers",
+            (id.context, count, u32::from(end_of_stream)),
+            0u32,
+        )?;
+        self.after_response_step(id, code)
+    }
+
+    /// Delivers a response body chunk (`proxy_on_response_body`).
+    pub fn response_body(&mut self, id: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+        let stream = self.stream_mut(id)?;
+        let body = stream.response_body.get_or_insert_with(Vec::new);
+        if !stream.buffering_response_body {
+            body.clear();
+        }
+        body.extend_from_slice(chunk);
+        let size = body.len() as u32;
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            "proxy_on_response_body",
+            (id.context, size, u32::from(end_of_stream)),
+            0u32,
+        )?;
+        let action = Action::from_abi(code);
+        let stream = self.stream_mut(id)?;
+        stream.buffering_response_body = action == Action::Pause;
+        if action != Action::Pause {
+            let body = stream.response_body.take().unwrap_or_default();
+            stream.forwarded_response_body.extend_from_slice(&body);
+        }
+        self.after_response_step(id, code)
+    }
+
+    /// Delivers response trailers (`proxy_on_response_trailers`).
+    pub fn response_trailers<K: AsRef<str>, V: AsRef<str>>(
+        &mut self,
+        id: StreamId,
+        trailers: impl IntoIterator<Item = (K, V)>,
+    ) -> Result<Action, HarnessError> {
+        let map: HeaderMap = trailers.into_iter().collect();
+        let count = map.len() as u32;
+        self.stream_mut(id)?.response_trailers = Some(map);
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            "proxy_on_response_trailers",
+            (id.context, count),
+            0u32,
+        )?;
+        self.after_response_step(id, code)
+    }
+
+    fn after_response_step(&mut self, id: StreamId, code: u32) -> Result<Action, HarnessError> {
+        let action = Action::from_abi(code);
+        let stream = self.stream_mut(id)?;
+        stream.response_flow = if action == Action::Continue { Flow::Flowing } else { Flow::Paused };
+        self.settle()?;
+        Ok(action)
+    }
+
+    /// Ends a stream as Envoy does: `proxy_on_done`, `proxy_on_log`,
+    /// `proxy_on_delete`. Returns the stream's final state.
+    pub fn finish_stream(&mut self, id: StreamId) -> Result<HttpStream, HarnessError> {
+        self.stream(id)?;
+        let vm = self.vm_mut(id.worker)?;
+        let done = vm.callback(id.context, "proxy_on_done", (id.context,), 1u32);
+        let logged = vm.callback(id.context, "proxy_on_log", (id.context,), ());
+        let deleted = vm.callback(id.context, "proxy_on_delete", (id.context,), ());
+        let mut stream = vm
+            .state_mut()
+            .streams
+            .remove(&id.context)
+            .ok_or(HarnessError::UnknownStream {
+                worker: id.worker.0,
+                context: id.context,
+            })?;
+        done?;
+        logged?;
+        deleted?;
+        stream.finished = true;
+        self.settle()?;
+        Ok(stream)
+    }
+
+    /// Applies what plugins asked for during callbacks, in Envoy's order:
+    /// deferred resumes and local replies, then queue notifications.
+    fn settle(&mut self) -> Result<(), HarnessError> {
+        for _ in 0..CHAIN_LIMIT {
+            let mut progressed = false;
+            for index in 0..self.workers.len() {
+                progressed |= self.settle_streams(WorkerId(index))?;
+            }
+            let pending = self.world.shared().pending_queue_ready.pop_front();
+            if let Some((worker, root, token)) = pending {
+                progressed = true;
+                if let Some(vm) = self.workers.get_mut(worker)
+                    && vm.failed.is_none()
+                {
+                    vm.callback(root, "proxy_on_queue_ready", (root, token), ())?;
+                }
+            }
+            if !progressed {
+                return Ok(());
+            }
+        }
+        Err(HarnessError::Runaway(CHAIN_LIMIT))
+    }
+
+    fn settle_streams(&mut self, worker: WorkerId) -> Result<bool, HarnessError> {
+        let mut progressed = false;
+        let contexts: Vec<u32> = self.vm(worker)?.state().streams.keys().copied().collect();
+        for context in contexts {
+            let id = StreamId { worker, context };
+            let stream = self.stream_mut(id)?;
+            if std::mem::take(&mut stream.pending_request_resume) && stream.request_flow == Flow::Paused {
+                stream.request_flow = Flow::Flowing;
+                stream.request_resumes += 1;
+                if stream.buffering_request_body {
+                    stream.buffering_request_body = false;
+                    let body = stream.request_body.take().unwrap_or_default();
+                    stream.forwarded_request_body.extend_from_slice(&body);
+                }
+            }
+            if std::mem::take(&mut stream.pending_response_resume) && stream.response_flow == Flow::Paused {
+                stream.response_flow = Flow::Flowing;
+                stream.response_resumes += 1;
+                if stream.buffering_response_body {
+                    stream.buffering_response_body = false;
+                    let body = stream.response_body.take().unwrap_or_default();
+                    stream.forwarded_response_body.extend_from_slice(&body);
+                }
+            }
+            if stream.local_response.is_some() && !stream.local_response_delivered {
+                stream.local_response_delivered = true;
+                progressed = true;
+                self.deliver_local_response(id)?;
+            }
+        }
+        Ok(progressed)
+    }
+
+    /// Envoy runs a local reply through the encoder filters, this plugin's
+    /// response callbacks included: `:status`, the plugin's headers,
+    /// `content-length` and `content-type: text/plain` when there is a body.
+    fn deliver_local_response(&mut self, id: StreamId) -> Result<(), HarnessError> {
+        let Some(local) = self.stream(id)?.local_response.clone() else {
+            return Ok(());
+        };
+        let mut headers = HeaderMap::new();
+        headers.add(":status", &local.status.to_string());
+        for (k, v) in &local.headers {
+            headers.add(k, v);
+        }
+        if !local.body.is_empty() {
+            headers.replace("content-length", &local.body.len().to_string());
+            if headers.get("content-type").is_none() {
+                headers.add("content-type", "text/plain");
+            }
+        }
+        let stream = self.stream_mut(id)?;
+        // The request stops here: nothing goes upstream.
+        stream.request_flow = Flow::Paused;
+        stream.buffering_response_body = false;
+        let has_body = !local.body.is_empty();
+        self.deliver_response_headers(id, headers, !has_body)?;
+        if has_body {
+            self.response_body(id, &local.body, true)?;
+        }
+        Ok(())
+    }
+
+    /// The current virtual wall-clock time.
+    pub fn now(&self) -> SystemTime {
+        UNIX_EPOCH + self.world.clock.wall()
+    }
+
+    fn next_event(&self) -> Option<(Duration, Event)> {
+        let mut best: Option<(Duration, Event)> = None;
+        for (index, vm) in self.workers.iter().enumerate() {
+            if vm.failed.is_some() {
+                continue;
+            }
+            let state = vm.state();
+            if let Some(at) = state.next_tick
+                && best.as_ref().is_none_or(|(t, _)| at < *t)
+            {
+                best = Some((at, Event::Tick(index)));
+            }
+            for call in state.http_calls.values() {
+                if best.as_ref().is_none_or(|(t, _)| call.deadline < *t) {
+                    best = Some((call.deadline, Event::CalloutTimeout(index, call.token)));
+                }
+            }
+        }
+        best
+    }
+
+    /// Moves the virtual clock forward by `by`, firing every tick and callout
+    /// timeout that falls due, in time order, on every worker.
+    pub fn advance(&mut self, by: Duration) -> Result<(), HarnessError> {
+        let target = self.world.clock.monotonic() + by;
+        while let Some((at, event)) = self.next_event() {
+            if at > target {
+                break;
+            }
+            self.fire(at, event)?;
+        }
+        let now = self.world.clock.monotonic();
+        self.world.clock.advance(target.saturating_sub(now));
+        Ok(())
+    }
+
+    /// Moves the clock to the next tick or callout deadline and fires it.
+    /// Returns false when nothing is scheduled.
+    pub fn advance_to_next_event(&mut self) -> Result<bool, HarnessError> {
+        match self.next_event() {
+            Some((at, event)) => {
+                self.fire(at, event)?;
+                Ok(true)
+            }
+            None => Ok(false),
+        }
+    }
+
+    fn fire(&mut self, at: Duration, event: Event) -> Result<(), HarnessError> {
+        let now = self.world.clock.monotonic();
+        self.world.clock.advance(at.saturating_sub(now));
+        match event {
+            Event::Tick(index) => {
+                let vm = self.vm_mut(WorkerId(index))?;
+                let root = vm.state().root_context;
+                vm.state_mut().next_tick = None;
+                let result = vm.callback(root, "proxy_on_tick", (root,), ());
+                // Envoy re-arms after the callback returns, unless the plugin
+                // set a new period (or turned the timer off) inside it.
+                let state = vm.state_mut();
+                if state.next_tick.is_none() && !state.tick_period.is_zero() {
+                    state.next_tick = Some(at + state.tick_period);
+                }
+                result?;
+            }
+            Event::CalloutTimeout(index, token) => {
+                let vm = self.vm_mut(WorkerId(index))?;
+                let Some(call) = vm.state_mut().http_calls.remove(&token) else {
+                    return Ok(());
+                };
+                vm.state_mut().last_status = (crate::types::Status::BrokenConnection as u32, "timeout".to_string());
+                self.deliver_callout(WorkerId(index), call, DeliveredCallout::default())?;
+            }
+        }
+        self.settle()
+    }
+
+    /// Callouts waiting for an answer on `worker`, oldest first.
+    pub fn http_calls(&self, worker: WorkerId) -> Result<Vec<&HttpCall>, HarnessError> {
+        Ok(self.vm(worker)?.state().http_calls.values().collect())
+    }
+
+    /// Answers a callout: `proxy_on_http_call_response` with the response's
+    /// headers, body and trailers readable during the call.
+    pub fn respond_http_call(&mut self, worker: WorkerId, token: u32, response: CalloutResponse) -> Result<(), HarnessError> {
+        let vm = self.vm_mut(worker)?;
+        let call = vm
+            .state_mut()
+            .http_calls
+            .remove(&token)
+            .ok_or(HarnessError::UnknownCallout(token))?;
+        vm.state_mut().last_status = (0, String::new());
+        let delivered = DeliveredCallout {
+            headers: response.headers.into_iter().collect(),
+            body: response.body,
+            trailers: response.trailers.into_iter().collect(),
+        };
+        self.deliver_callout(worker, call, delivered)?;
+        self.settle()
+    }
+
+    fn deliver_callout(&mut self, worker: WorkerId, call: HttpCall, delivered: DeliveredCallout) -> Result<(), HarnessError> {
+        let counts = (
+            delivered.headers.len() as u32,
+            delivered.body.len() as u32,
+            delivered.trailers.len() as u32,
+        );
+        let vm = self.vm_mut(worker)?;
+        vm.state_mut().delivering_callout = Some(delivered);
+        let result = vm.callback(
+            call.context_id,
+            "proxy_on_http_call_response",
+            (call.context_id, call.token, counts.0, counts.1, counts.2),
+            (),
+        );
+        vm.state_mut().delivering_callout = None;
+        result
+    }
+
+    /// Calls `proxy_on_done` on the root context, as Envoy does when the
+    /// plugin is removed. Returns whether the plugin finished at once (true)
+    /// or asked to finish later with `proxy_done`.
+    pub fn shutdown(&mut self, worker: WorkerId) -> Result<bool, HarnessError> {
+        let vm = self.vm_mut(worker)?;
+        let root = vm.state().root_context;
+        let done = vm.callback(root, "proxy_on_done", (root,), 1u32)? != 0;
+        Ok(done || vm.state().root_done)
+    }
+
+    /// Every log line `worker` kept, in order.
+    pub fn logs(&self, worker: WorkerId) -> Result<&[LogEntry], HarnessError> {
+        Ok(&self.vm(worker)?.state().logs)
+    }
+
+    /// The messages logged at exactly `level`.
+    pub fn logs_at(&self, worker: WorkerId, level: LogLevel) -> Result<Vec<&str>, HarnessError> {
+        Ok(self
+            .logs(worker)?
+            .iter()
+            .filter(|l| l.level == level)
+            .map(|l| l.message.as_str())
+            .collect())
+    }
+
+    /// What the plugin wrote to stdout and stderr through WASI.
+    pub fn stdio(&self, worker: WorkerId) -> Result<(String, String), HarnessError> {
+        let vm = self.vm(worker)?;
+        Ok((
+            String::from_utf8_lossy(&vm.stdout.contents()).into_owned(),
+            String::from_utf8_lossy(&vm.stderr.contents()).into_owned(),
+        ))
+    }
+
+    /// Calls the plugin made to foreign functions (`clear_route_cache`, ...).
+    pub fn foreign_calls(&self, worker: WorkerId) -> Result<&[ForeignCall], HarnessError> {
+        Ok(&self.vm(worker)?.state().foreign_calls)
+    }
+
+    /// Why a worker failed (a trap), if it did.
+    pub fn failure(&self, worker: WorkerId) -> Result<Option<&str>, HarnessError> {
+        Ok(self.vm(worker)?.failed.as_deref())
+    }
+
+    /// A metric by the name the plugin defined it with (Envoy shows it with a
+    /// `wasmcustom.` prefix).
+    pub fn metric(&self, name: &str) -> Option<Metric> {
+        self.world.stats().metrics.get(name).cloned()
+    }
+
+    /// A counter's value, or `None` if no counter has that name.
+    pub fn counter(&self, name: &str) -> Option<u64> {
+        match self.metric(name)? {
+            Metric::Counter(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// A gauge's value, or `None` if no gauge has that name.
+    pub fn gauge(&self, name: &str) -> Option<i64> {
+        match self.metric(name)? {
+            Metric::Gauge(value) => Some(value),
+            _ => None,
+        }
+    }
+
+    /// Every metric, by name.
+    pub fn metrics(&self) -> Vec<(String, Metric)> {
+        self.world
+            .stats()
+            .metrics
+            .iter()
+            .map(|(k, v)| (k.clone(), v.clone()))
+            .collect()
+    }
+
+    /// A shared-data entry of VM id `vm_id`: value and CAS.
+    pub fn shared_data(&self, vm_id: &str, key: &str) -> Option<(Vec<u8>, u32)> {
+        self.world.shared().get(vm_id, key).ok()
+    }
+
+    /// Writes a shared-data entry as another VM would (CAS 0: unconditionally).
+    pub fn set_shared_data(&self, vm_id: &str, key: &str, value: &[u8]) {
+        // CAS 0 never mismatches.
+        let _ = self.world.shared().set(vm_id, key, value, 0);
+    }
+
+    /// Every shared-data entry of VM id `vm_id`.
+    pub fn shared_data_entries(&self, vm_id: &str) -> Vec<(String, Vec<u8>)> {
+        self.world
+            .shared()
+            .snapshot(vm_id)
+            .into_iter()
+            .map(|(k, (v, _))| (k, v))
+            .collect()
+    }
+
+    /// The tick period the plugin set on `worker` (zero when off).
+    pub fn tick_period(&self, worker: WorkerId) -> Result<Duration, HarnessError> {
+        Ok(self.vm(worker)?.state().tick_period)
+    }
+
+    /// One whole exchange: the request goes through the plugin; if it gets
+    /// past, `upstream` answers it and the response comes back through the
+    /// plugin. Pauses are waited out on the virtual clock (ticks and callout
+    /// timeouts fire); a stream still paused after an hour of virtual time is
+    /// an error.
+    pub fn exchange(
+        &mut self,
+        worker: WorkerId,
+        request: Request,
+        upstream: impl FnOnce(&UpstreamRequest) -> Response,
+    ) -> Result<Exchange, HarnessError> {
+        let id = self.new_stream(worker)?;
+        let Request { headers, body, trailers } = request;
+        let headers_end = body.is_none() && trailers.is_none();
+        self.request_headers(id, headers.pairs().iter().cloned(), headers_end)?;
+        self.wait_request(id, "request headers")?;
+        if let Some(body) = &body
+            && !self.is_over(id)?
+        {
+            self.request_body(id, body, trailers.is_none())?;
+            self.wait_request(id, "request body")?;
+        }
+        if let Some(trailers) = &trailers
+            && !self.is_over(id)?
+        {
+            self.request_trailers(id, trailers.pairs().iter().cloned())?;
+            self.wait_request(id, "request trailers")?;
+        }
+        let mut upstream_request = None;
+        if !self.is_over(id)? {
+            let stream = self.stream(id)?;
+            let seen = UpstreamRequest {
+                headers: stream.request_headers.clone().unwrap_or_default(),
+                body: stream.forwarded_request_body.clone(),
+                trailers: stream.request_trailers.clone(),
+            };
+            let response = upstream(&seen);
+            upstream_request = Some(seen);
+            let Response { headers, body, trailers } = response;
+            let end = body.is_empty() && trailers.is_none();
+            self.deliver_response_headers(id, headers, end)?;
+            self.wait_response(id, "response headers")?;
+            if !body.is_empty() && !self.stream(id)?.closed() {
+                self.response_body(id, &body, trailers.is_none())?;
+                self.wait_response(id, "response body")?;
+            }
+            if let Some(trailers) = trailers
+                && !self.stream(id)?.closed()
+            {
+                self.response_trailers(id, trailers.pairs().iter().cloned())?;
+                self.wait_response(id, "response trailers")?;
+            }
+        } else if self.stream(id)?.local_response.is_some() {
+            self.wait_response(id, "local response")?;
+        }
+        let stream = self.finish_stream(id)?;
+        Ok(Exchange::new(stream, upstream_request))
+    }
+
+    /// Whether the request will go no further: answered locally or reset.
+    fn is_over(&self, id: StreamId) -> Result<bool, HarnessError> {
+        let stream = self.stream(id)?;
+        Ok(stream.local_response.is_some() || stream.closed())
+    }
+
+    fn wait_request(&mut self, id: StreamId, phase: &'static str) -> Result<(), HarnessError> {
+        self.wait(id, phase, |s| s.request_flow != Flow::Paused || s.local_response.is_some() || s.closed())
+    }
+
+    fn wait_response(&mut self, id: StreamId, phase: &'static str) -> Result<(), HarnessError> {
+        self.wait(id, phase, |s| s.response_flow != Flow::Paused || s.closed())
+    }
+
+    fn wait(&mut self, id: StreamId, phase: &'static str, ready: impl Fn(&HttpStream) -> bool) -> Result<(), HarnessError> {
+        let started = self.world.clock.monotonic();
+        while !ready(self.stream(id)?) {
+            let waited = self.world.clock.monotonic() - started;
+            let next = self.next_event().map(|(at, _)| at);
+            match next {
+                Some(at) if at - started <= STALL_LIMIT => {
+                    self.advance_to_next_event()?;
+                }
+                _ => return Err(HarnessError::Stalled { phase, waited }),
+            }
+        }
+        Ok(())
+    }
+}

@@ -1,0 +1,134 @@
+//! HTTP callouts, gRPC (refused), foreign functions and `proxy_get_status`.
+
+use std::time::Duration;
+
+use wasmtime::Linker;
+
+use super::{Ctx, HostResult, finish, read_bytes, read_string, return_bytes, write_u32};
+use crate::headers::deserialize_pairs;
+use crate::state::{ForeignCall, HostState, HttpCall};
+use crate::types::Status;
+
+/// Foreign functions Envoy 1.40 registers that this harness understands.
+const KNOWN_FOREIGN_FUNCTIONS: &[&str] = &["clear_route_cache"];
+
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_http_call",
+        |mut caller: Ctx<'_>,
+         upstream: u32,
+         upstream_size: u32,
+         headers: u32,
+         headers_size: u32,
+         body: u32,
+         body_size: u32,
+         trailers: u32,
+         trailers_size: u32,
+         timeout_ms: u32,
+         return_token: u32| {
+            finish((|| {
+                let upstream = read_string(&caller, upstream, upstream_size)?;
+                let headers = deserialize_pairs(&read_bytes(&caller, headers, headers_size)?)?;
+                let body = read_bytes(&caller, body, body_size)?;
+                let trailers = deserialize_pairs(&read_bytes(&caller, trailers, trailers_size)?)?;
+                let token = http_call(caller.data_mut(), upstream, headers, body, trailers, timeout_ms)?;
+                write_u32(&mut caller, return_token, token)
+            })())
+        },
+    )?;
+    // gRPC callouts are not emulated: answer as Envoy does when it cannot
+    // create the gRPC client, which every SDK handles without panicking.
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_call",
+        |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| {
+            finish(Err(Status::InternalFailure.into()))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_stream",
+        |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| {
+            finish(Err(Status::InternalFailure.into()))
+        },
+    )?;
+    linker.func_wrap("env", "proxy_grpc_send", |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32| {
+        finish(Err(Status::NotFound.into()))
+    })?;
+    linker.func_wrap("env", "proxy_grpc_cancel", |_: Ctx<'_>, _: u32| finish(Err(Status::NotFound.into())))?;
+    linker.func_wrap("env", "proxy_grpc_close", |_: Ctx<'_>, _: u32| finish(Err(Status::NotFound.into())))?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_status",
+        |mut caller: Ctx<'_>, return_code: u32, return_message: u32, return_message_size: u32| {
+            finish((|| {
+                let (code, message) = caller.data().vm.last_status.clone();
+                write_u32(&mut caller, return_code, code)?;
+                return_bytes(&mut caller, message.as_bytes(), return_message, return_message_size)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_call_foreign_function",
+        |mut caller: Ctx<'_>, name: u32, name_size: u32, args: u32, args_size: u32, _results: u32, _results_size: u32| {
+            finish((|| -> HostResult<()> {
+                let name = read_string(&caller, name, name_size)?;
+                let arguments = read_bytes(&caller, args, args_size)?;
+                if !KNOWN_FOREIGN_FUNCTIONS.contains(&name.as_str()) {
+                    return Err(Status::NotFound.into());
+                }
+                let vm = &mut caller.data_mut().vm;
+                let context_id = vm.effective_context;
+                vm.foreign_calls.push(ForeignCall {
+                    name,
+                    arguments,
+                    context_id,
+                });
+                Ok(())
+            })())
+        },
+    )?;
+    Ok(())
+}
+
+fn http_call(
+    state: &mut HostState,
+    upstream: String,
+    headers: Vec<(String, String)>,
+    body: Vec<u8>,
+    trailers: Vec<(String, String)>,
+    timeout_ms: u32,
+) -> Result<u32, Status> {
+    let vm = &mut state.vm;
+    if let Some(clusters) = &vm.known_clusters
+        && !clusters.contains(&upstream)
+    {
+        return Err(Status::BadArgument);
+    }
+    // Envoy refuses a callout without these three pseudo-headers.
+    for required in [":method", ":path", ":authority"] {
+        if !headers.iter().any(|(k, v)| k == required && !v.is_empty()) {
+            return Err(Status::BadArgument);
+        }
+    }
+    let token = vm.next_callout_token;
+    vm.next_callout_token += 1;
+    let timeout = Duration::from_millis(u64::from(timeout_ms));
+    let deadline = state.world.clock.monotonic() + timeout;
+    vm.http_calls.insert(
+        token,
+        HttpCall {
+            token,
+            upstream,
+            headers,
+            body,
+            trailers,
+            timeout,
+            context_id: vm.effective_context,
+            deadline,
+        },
+    );
+    Ok(token)
+}

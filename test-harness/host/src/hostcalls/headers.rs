@@ -1,0 +1,118 @@
+//! Header map hostcalls: get, get pairs, set pairs, add, replace, remove.
+
+use wasmtime::Linker;
+
+use super::{Ctx, HostResult, finish, read_bytes, read_string, return_bytes};
+use crate::headers::{HeaderMap, deserialize_pairs};
+use crate::state::HostState;
+use crate::types::{MapType, Status};
+
+pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_pairs",
+        |mut caller: Ctx<'_>, map_type: u32, return_data: u32, return_size: u32| {
+            finish((|| {
+                let bytes = with_map(&mut caller, map_type, |map| Ok(map.serialize()))?;
+                return_bytes(&mut caller, &bytes, return_data, return_size)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_header_map_pairs",
+        |mut caller: Ctx<'_>, map_type: u32, data: u32, size: u32| {
+            finish((|| {
+                let bytes = read_bytes(&caller, data, size)?;
+                let pairs = deserialize_pairs(&bytes)?;
+                with_map(&mut caller, map_type, |map| {
+                    *map = pairs.into_iter().collect();
+                    Ok(())
+                })
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_get_header_map_value",
+        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32, return_data: u32, return_size: u32| {
+            finish((|| {
+                let key = read_string(&caller, key, key_size)?;
+                let value = with_map(&mut caller, map_type, |map| {
+                    map.get(&key).map(str::to_owned).ok_or(Status::NotFound)
+                })?;
+                return_bytes(&mut caller, value.as_bytes(), return_data, return_size)
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_add_header_map_value",
+        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32, value: u32, value_size: u32| {
+            finish((|| {
+                let key = read_string(&caller, key, key_size)?;
+                let value = read_string(&caller, value, value_size)?;
+                with_map(&mut caller, map_type, |map| {
+                    map.add(&key, &value);
+                    Ok(())
+                })
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_replace_header_map_value",
+        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32, value: u32, value_size: u32| {
+            finish((|| {
+                let key = read_string(&caller, key, key_size)?;
+                let value = read_string(&caller, value, value_size)?;
+                with_map(&mut caller, map_type, |map| {
+                    map.replace(&key, &value);
+                    Ok(())
+                })
+            })())
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_remove_header_map_value",
+        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32| {
+            finish((|| {
+                let key = read_string(&caller, key, key_size)?;
+                with_map(&mut caller, map_type, |map| {
+                    map.remove(&key);
+                    Ok(())
+                })
+            })())
+        },
+    )?;
+    Ok(())
+}
+
+/// Runs `f` on the map `map_type` names for the effective context. A map that
+/// does not exist (yet) for this context is a `BadArgument`, as in Envoy
+/// ("requested map type is not currently available").
+fn with_map<T>(
+    caller: &mut Ctx<'_>,
+    map_type: u32,
+    f: impl FnOnce(&mut HeaderMap) -> Result<T, Status>,
+) -> HostResult<T> {
+    let map_type = MapType::from_abi(map_type).ok_or(Status::BadArgument)?;
+    let vm = &mut caller.data_mut().vm;
+    let map = match map_type {
+        MapType::HttpCallResponseHeaders => vm.delivering_callout.as_mut().map(|c| &mut c.headers),
+        MapType::HttpCallResponseTrailers => vm.delivering_callout.as_mut().map(|c| &mut c.trailers),
+        MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
+        stream_map => {
+            let stream = vm.effective_stream_mut()?;
+            match stream_map {
+                MapType::RequestHeaders => stream.request_headers.as_mut(),
+                MapType::RequestTrailers => stream.request_trailers.as_mut(),
+                MapType::ResponseHeaders => stream.response_headers.as_mut(),
+                _ => stream.response_trailers.as_mut(),
+            }
+        }
+    };
+    let map = map.ok_or(Status::BadArgument)?;
+    Ok(f(map)?)
+}

@@ -1,0 +1,251 @@
+//! Per-VM host state: contexts, HTTP streams, timers, callouts and logs.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::time::Duration;
+
+use wasmtime::{Memory, TypedFunc};
+use wasmtime_wasi::p1::WasiP1Ctx;
+
+use crate::headers::HeaderMap;
+use crate::types::{LogLevel, Status};
+use crate::world::World;
+
+/// One captured log line.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LogEntry {
+    pub level: LogLevel,
+    pub message: String,
+}
+
+/// A response the plugin sent with `proxy_send_local_response`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LocalResponse {
+    pub status: u32,
+    /// The extra headers the plugin asked for, in order.
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    /// Envoy's response code details (`proxy_send_local_response`'s details argument).
+    pub details: String,
+    /// The gRPC status, when the plugin gave one (`-1` in the ABI means none).
+    pub grpc_status: Option<i32>,
+}
+
+/// How a stream direction stands after the plugin's last word on it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Flow {
+    /// Nothing has been delivered in this direction yet.
+    #[default]
+    NotStarted,
+    /// The last callback returned `Continue`, or the plugin resumed it.
+    Flowing,
+    /// The last callback returned `Pause` and the plugin has not resumed it.
+    Paused,
+}
+
+/// A call the plugin made with `proxy_call_foreign_function`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ForeignCall {
+    pub name: String,
+    pub arguments: Vec<u8>,
+    /// The context the call was made for.
+    pub context_id: u32,
+}
+
+/// An HTTP callout made with `proxy_http_call`, waiting for an answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HttpCall {
+    pub token: u32,
+    pub upstream: String,
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
+    pub timeout: Duration,
+    /// The context the SDK will resume with the answer.
+    pub context_id: u32,
+    pub(crate) deadline: Duration,
+}
+
+/// The answer a test gives to a callout.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct CalloutResponse {
+    pub headers: Vec<(String, String)>,
+    pub body: Vec<u8>,
+    pub trailers: Vec<(String, String)>,
+}
+
+impl CalloutResponse {
+    /// A response with a `:status` and a body.
+    pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
+        Self {
+            headers: vec![(":status".into(), status.to_string())],
+            body: body.into(),
+            trailers: Vec::new(),
+        }
+    }
+
+    pub fn header(mut self, key: &str, value: &str) -> Self {
+        self.headers.push((key.to_string(), value.to_string()));
+        self
+    }
+}
+
+/// Everything the host knows about one HTTP stream (one plugin context).
+#[derive(Debug, Clone, Default)]
+pub struct HttpStream {
+    pub(crate) request_headers: Option<HeaderMap>,
+    pub(crate) request_trailers: Option<HeaderMap>,
+    pub(crate) response_headers: Option<HeaderMap>,
+    pub(crate) response_trailers: Option<HeaderMap>,
+    /// The request body the plugin sees: the current chunk, or everything
+    /// buffered so far when the previous body callback paused.
+    pub(crate) request_body: Option<Vec<u8>>,
+    pub(crate) response_body: Option<Vec<u8>>,
+    pub(crate) buffering_request_body: bool,
+    pub(crate) buffering_response_body: bool,
+    pub(crate) request_flow: Flow,
+    pub(crate) response_flow: Flow,
+    pub(crate) local_response: Option<LocalResponse>,
+    pub(crate) local_response_delivered: bool,
+    /// What has gone past the plugin upstream (request) or downstream (response).
+    pub(crate) forwarded_request_body: Vec<u8>,
+    pub(crate) forwarded_response_body: Vec<u8>,
+    pub(crate) closed_request: bool,
+    pub(crate) closed_response: bool,
+    pub(crate) pending_request_resume: bool,
+    pub(crate) pending_response_resume: bool,
+    pub(crate) request_resumes: u32,
+    pub(crate) response_resumes: u32,
+    pub(crate) properties: HashMap<Vec<String>, Vec<u8>>,
+    pub(crate) finished: bool,
+}
+
+impl HttpStream {
+    /// The request headers as they stand now (after the plugin's changes).
+    pub fn request_headers(&self) -> Option<&HeaderMap> {
+        self.request_headers.as_ref()
+    }
+    pub fn request_trailers(&self) -> Option<&HeaderMap> {
+        self.request_trailers.as_ref()
+    }
+    pub fn response_headers(&self) -> Option<&HeaderMap> {
+        self.response_headers.as_ref()
+    }
+    pub fn response_trailers(&self) -> Option<&HeaderMap> {
+        self.response_trailers.as_ref()
+    }
+    /// The request body buffer as the plugin last left it.
+    pub fn request_body(&self) -> Option<&[u8]> {
+        self.request_body.as_deref()
+    }
+    pub fn response_body(&self) -> Option<&[u8]> {
+        self.response_body.as_deref()
+    }
+    /// The local response the plugin sent, if any.
+    pub fn local_response(&self) -> Option<&LocalResponse> {
+        self.local_response.as_ref()
+    }
+    pub fn request_flow(&self) -> Flow {
+        self.request_flow
+    }
+    pub fn response_flow(&self) -> Flow {
+        self.response_flow
+    }
+    /// How many times the plugin resumed the request (`proxy_continue_stream`).
+    pub fn request_resumes(&self) -> u32 {
+        self.request_resumes
+    }
+    pub fn response_resumes(&self) -> u32 {
+        self.response_resumes
+    }
+    /// The request body that went past the plugin, upstream.
+    pub fn forwarded_request_body(&self) -> &[u8] {
+        &self.forwarded_request_body
+    }
+    /// The response body that went past the plugin, to the client.
+    pub fn forwarded_response_body(&self) -> &[u8] {
+        &self.forwarded_response_body
+    }
+    /// Whether the plugin closed (reset) the stream.
+    pub fn closed(&self) -> bool {
+        self.closed_request || self.closed_response
+    }
+}
+
+/// The callout answer being delivered, visible through the
+/// `HttpCallResponse*` maps and buffer during `proxy_on_http_call_response`.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeliveredCallout {
+    pub(crate) headers: HeaderMap,
+    pub(crate) body: Vec<u8>,
+    pub(crate) trailers: HeaderMap,
+}
+
+/// Which configuration buffer is readable right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) enum ConfigPhase {
+    #[default]
+    None,
+    VmStart,
+    Configure,
+}
+
+/// Host state for one VM (one Envoy worker's copy of the plugin).
+#[derive(Debug)]
+pub(crate) struct VmState {
+    pub(crate) worker: usize,
+    pub(crate) vm_id: String,
+    pub(crate) root_id: String,
+    pub(crate) plugin_name: String,
+    pub(crate) vm_config: Vec<u8>,
+    pub(crate) plugin_config: Vec<u8>,
+    pub(crate) config_phase: ConfigPhase,
+    pub(crate) root_context: u32,
+    pub(crate) next_context: u32,
+    pub(crate) effective_context: u32,
+    pub(crate) streams: BTreeMap<u32, HttpStream>,
+    pub(crate) logs: Vec<LogEntry>,
+    pub(crate) log_level: LogLevel,
+    pub(crate) tick_period: Duration,
+    pub(crate) next_tick: Option<Duration>,
+    pub(crate) metric_ids: HashMap<u32, String>,
+    pub(crate) next_metric_id: u32,
+    pub(crate) http_calls: BTreeMap<u32, HttpCall>,
+    pub(crate) next_callout_token: u32,
+    pub(crate) known_clusters: Option<HashSet<String>>,
+    pub(crate) delivering_callout: Option<DeliveredCallout>,
+    pub(crate) foreign_calls: Vec<ForeignCall>,
+    pub(crate) vm_properties: HashMap<Vec<String>, Vec<u8>>,
+    pub(crate) node_metadata: BTreeMap<String, String>,
+    pub(crate) root_done: bool,
+    /// What `proxy_get_status` reports: set when a callout fails.
+    pub(crate) last_status: (u32, String),
+    pub(crate) source_address: String,
+}
+
+impl VmState {
+    pub(crate) fn stream_mut(&mut self, context: u32) -> Option<&mut HttpStream> {
+        self.streams.get_mut(&context)
+    }
+
+    pub(crate) fn effective_stream_mut(&mut self) -> Result<&mut HttpStream, Status> {
+        let context = self.effective_context;
+        self.streams.get_mut(&context).ok_or(Status::BadArgument)
+    }
+
+    pub(crate) fn effective_stream(&self) -> Result<&HttpStream, Status> {
+        self.streams.get(&self.effective_context).ok_or(Status::BadArgument)
+    }
+
+    pub(crate) fn context_exists(&self, context: u32) -> bool {
+        context == self.root_context || self.streams.contains_key(&context)
+    }
+}
+
+/// The `T` of the wasmtime `Store`: WASI, the shared world and this VM.
+pub(crate) struct HostState {
+    pub(crate) wasi: WasiP1Ctx,
+    pub(crate) world: World,
+    pub(crate) vm: VmState,
+    pub(crate) memory: Option<Memory>,
+    pub(crate) allocate: Option<TypedFunc<u32, u32>>,
+}
