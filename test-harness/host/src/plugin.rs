@@ -94,8 +94,8 @@ impl Plugin {
         Self::from_bytes(&bytes)
     }
 
-    /// Compiles (once per process) a module given as bytes (binary or WAT is
-    /// not accepted: give the `.wasm`).
+    /// Compiles (once per process) a module given as bytes: a binary `.wasm`,
+    /// or WebAssembly text, handy for hand-written modules in tests.
     pub fn from_bytes(bytes: &[u8]) -> Result<Self, HarnessError> {
         Ok(Self::from_module(compile_cached(bytes)?))
     }

@@ -1,1 +1,408 @@
+//! A fixture plugin that touches every proxy-wasm hostcall, so the harness
+//! can be tested against it and cross-checked against a real Envoy.
+//!
+//! Behaviour is driven by the request: each `x-test-op` header value is one
+//! operation, `verb arg...`, run in order in `on_http_request_headers`. Every
+//! result is made observable (a request header the upstream sees, a response
+//! header, a local response, a metric, a log line) so a test can compare the
+//! harness and Envoy on what they expose, never on internals.
+//!
+//! The plugin configuration (JSON) sets up the root context:
+//! `{"tickMs": 10, "queue": "name", "failConfigure": false}`.
 
+use std::cell::RefCell;
+use std::rc::Rc;
+use std::time::{Duration, SystemTime};
+
+use proxy_wasm::hostcalls;
+use proxy_wasm::traits::{Context, HttpContext, RootContext};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use serde::Deserialize;
+
+proxy_wasm::main! {{
+    proxy_wasm::set_log_level(LogLevel::Trace);
+    proxy_wasm::set_root_context(|_| -> Box<dyn RootContext> { Box::new(TestRoot::default()) });
+}}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+struct TestConfig {
+    #[serde(default)]
+    tick_ms: u64,
+    #[serde(default)]
+    queue: Option<String>,
+    #[serde(default)]
+    fail_configure: bool,
+}
+
+/// A stream parked by `pause-ms`, resumed by the tick once due.
+#[derive(Debug)]
+struct Parked {
+    context_id: u32,
+    due: SystemTime,
+}
+
+#[derive(Debug, Default)]
+struct Shared {
+    parked: Vec<Parked>,
+    requests_metric: Option<u32>,
+}
+
+#[derive(Default)]
+struct TestRoot {
+    shared: Rc<RefCell<Shared>>,
+    ticks_metric: Option<u32>,
+    queue_metric: Option<u32>,
+}
+
+fn log(level: LogLevel, message: &str) {
+    let _ = hostcalls::log(level, message);
+}
+
+impl Context for TestRoot {}
+
+impl RootContext for TestRoot {
+    fn on_vm_start(&mut self, _size: usize) -> bool {
+        let config = self.get_vm_configuration().unwrap_or_default();
+        let text = String::from_utf8_lossy(&config);
+        log(LogLevel::Info, &format!("vm_start configuration={text}"));
+        text != "fail"
+    }
+
+    fn on_configure(&mut self, _size: usize) -> bool {
+        let raw = self.get_plugin_configuration().unwrap_or_default();
+        let config: TestConfig = if raw.is_empty() {
+            TestConfig::default()
+        } else {
+            match serde_json::from_slice(&raw) {
+                Ok(config) => config,
+                Err(e) => {
+                    log(LogLevel::Error, &format!("invalid plugin configuration: {e}"));
+                    return false;
+                }
+            }
+        };
+        if config.fail_configure {
+            log(LogLevel::Error, "failConfigure is set: refusing the configuration");
+            return false;
+        }
+        if config.tick_ms > 0 {
+            self.set_tick_period(Duration::from_millis(config.tick_ms));
+        }
+        if let Some(queue) = &config.queue {
+            let token = self.register_shared_queue(queue);
+            log(LogLevel::Info, &format!("registered queue {queue} token={token}"));
+        }
+        self.ticks_metric = hostcalls::define_metric(MetricType::Counter, "test_plugin.ticks").ok();
+        self.queue_metric = hostcalls::define_metric(MetricType::Counter, "test_plugin.queue_items").ok();
+        self.shared.borrow_mut().requests_metric =
+            hostcalls::define_metric(MetricType::Counter, "test_plugin.requests").ok();
+        log(LogLevel::Info, "configured");
+        true
+    }
+
+    fn on_tick(&mut self) {
+        if let Some(id) = self.ticks_metric {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+        let now = self.get_current_time();
+        let due: Vec<u32> = {
+            let mut shared = self.shared.borrow_mut();
+            let (due, waiting): (Vec<Parked>, Vec<Parked>) = shared.parked.drain(..).partition(|p| p.due <= now);
+            shared.parked = waiting;
+            due.into_iter().map(|p| p.context_id).collect()
+        };
+        for context_id in due {
+            if hostcalls::set_effective_context(context_id).is_ok() {
+                let _ = hostcalls::resume_http_request();
+            }
+        }
+    }
+
+    fn on_queue_ready(&mut self, queue_id: u32) {
+        while let Ok(Some(item)) = self.dequeue_shared_queue(queue_id) {
+            log(LogLevel::Info, &format!("queue item: {}", String::from_utf8_lossy(&item)));
+            if let Some(id) = self.queue_metric {
+                let _ = hostcalls::increment_metric(id, 1);
+            }
+        }
+    }
+
+    fn create_http_context(&self, context_id: u32) -> Option<Box<dyn HttpContext>> {
+        Some(Box::new(TestStream {
+            context_id,
+            shared: Rc::clone(&self.shared),
+            response_headers: Vec::new(),
+            buffer_request_body: false,
+            buffer_response_body: None,
+            replace_request_body: None,
+        }))
+    }
+
+    fn get_type(&self) -> Option<ContextType> {
+        Some(ContextType::HttpContext)
+    }
+}
+
+struct TestStream {
+    context_id: u32,
+    shared: Rc<RefCell<Shared>>,
+    response_headers: Vec<(String, String)>,
+    buffer_request_body: bool,
+    replace_request_body: Option<String>,
+    buffer_response_body: Option<String>,
+}
+
+impl Context for TestStream {
+    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+        let status = self
+            .get_http_call_response_header(":status")
+            .unwrap_or_else(|| "none".to_string());
+        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        self.set_http_request_header("x-callout-status", Some(&status));
+        self.set_http_request_header("x-callout-body", Some(&String::from_utf8_lossy(&body)));
+        self.resume_http_request();
+    }
+}
+
+/// What an operation asks of the stream after it ran.
+enum Outcome {
+    Continue,
+    Pause,
+}
+
+impl TestStream {
+    fn run(&mut self, op: &str) -> Outcome {
+        let mut words = op.split_whitespace();
+        let verb = words.next().unwrap_or("");
+        let args: Vec<&str> = words.collect();
+        let arg = |i: usize| args.get(i).copied().unwrap_or("");
+        let rest = |i: usize| args.get(i..).map(|a| a.join(" ")).unwrap_or_default();
+        match verb {
+            "add-request-header" => self.add_http_request_header(arg(0), &rest(1)),
+            "set-request-header" => self.set_http_request_header(arg(0), Some(&rest(1))),
+            "remove-request-header" => self.remove_http_request_header(arg(0)),
+            "add-response-header" => self.response_headers.push((arg(0).to_string(), rest(1))),
+            "copy-property" => {
+                let path: Vec<&str> = arg(0).split('.').collect();
+                let value = match self.get_property(path) {
+                    Some(bytes) if arg(2) == "int" => bytes
+                        .get(..8)
+                        .and_then(|b| b.try_into().ok())
+                        .map(|b: [u8; 8]| i64::from_le_bytes(b).to_string())
+                        .unwrap_or_else(|| "bad-int".to_string()),
+                    Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
+                    None => "missing".to_string(),
+                };
+                self.set_http_request_header(arg(1), Some(&value));
+            }
+            "set-property" => {
+                let path: Vec<&str> = arg(0).split('.').collect();
+                self.set_property(path, Some(rest(1).as_bytes()));
+            }
+            "local" => {
+                let status = arg(0).parse().unwrap_or(500);
+                let body = rest(1);
+                self.send_http_response(status, vec![("x-local", "test-plugin")], Some(body.as_bytes()));
+                return Outcome::Pause;
+            }
+            "pause-ms" => {
+                let ms = arg(0).parse().unwrap_or(0);
+                let due = self.get_current_time() + Duration::from_millis(ms);
+                self.shared.borrow_mut().parked.push(Parked {
+                    context_id: self.context_id,
+                    due,
+                });
+                return Outcome::Pause;
+            }
+            "shared-incr" => {
+                let value = increment_shared(arg(0));
+                self.set_http_request_header(&format!("x-shared-{}", arg(0)), Some(&value));
+            }
+            "callout" => {
+                let headers = vec![(":method", "GET"), (":path", arg(1)), (":authority", arg(0))];
+                let timeout = Duration::from_millis(arg(2).parse().unwrap_or(1000));
+                return match self.dispatch_http_call(arg(0), headers, None, vec![], timeout) {
+                    Ok(_) => Outcome::Pause,
+                    Err(status) => {
+                        self.set_http_request_header("x-callout-error", Some(&format!("{status:?}")));
+                        Outcome::Continue
+                    }
+                };
+            }
+            "trap" => trap(),
+            "clear-route-cache" => {
+                let result = match hostcalls::call_foreign_function("clear_route_cache", None) {
+                    Ok(_) => "ok".to_string(),
+                    Err(status) => format!("{status:?}"),
+                };
+                self.set_http_request_header("x-clear-route-cache", Some(&result));
+            }
+            "enqueue" => {
+                let vm_id = self
+                    .get_property(vec!["plugin_vm_id"])
+                    .map(|b| String::from_utf8_lossy(&b).into_owned())
+                    .unwrap_or_default();
+                let result = match self.resolve_shared_queue(&vm_id, arg(0)) {
+                    Some(token) => match self.enqueue_shared_queue(token, Some(rest(1).as_bytes())) {
+                        Ok(()) => "ok".to_string(),
+                        Err(status) => format!("{status:?}"),
+                    },
+                    None => "no-queue".to_string(),
+                };
+                self.set_http_request_header("x-enqueue", Some(&result));
+            }
+            "metric" => {
+                let result = metric(arg(0), arg(1), arg(2));
+                self.set_http_request_header(&format!("x-metric-{}", arg(1)), Some(&result));
+            }
+            "log" => {
+                let level = match arg(0) {
+                    "trace" => LogLevel::Trace,
+                    "debug" => LogLevel::Debug,
+                    "warn" => LogLevel::Warn,
+                    "error" => LogLevel::Error,
+                    "critical" => LogLevel::Critical,
+                    _ => LogLevel::Info,
+                };
+                log(level, &rest(1));
+            }
+            "buffer-request-body" => {
+                self.buffer_request_body = true;
+                self.replace_request_body = args.first().map(|_| rest(0));
+            }
+            "buffer-response-body" => self.buffer_response_body = Some(rest(0)),
+            "reset" => self.reset_http_request(),
+            "time" => {
+                let nanos = self
+                    .get_current_time()
+                    .duration_since(SystemTime::UNIX_EPOCH)
+                    .map(|d| d.as_nanos())
+                    .unwrap_or(0);
+                self.set_http_request_header("x-time-nanos", Some(&nanos.to_string()));
+            }
+            other => log(LogLevel::Warn, &format!("unknown op {other:?}")),
+        }
+        Outcome::Continue
+    }
+}
+
+#[allow(clippy::panic)] // The fixture traps on request, to test trap handling.
+fn trap() -> ! {
+    panic!("test plugin asked to trap")
+}
+
+/// Increments a counter kept in shared data with a CAS loop, as a plugin
+/// running on several workers must.
+fn increment_shared(key: &str) -> String {
+    for _ in 0..16 {
+        let (value, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+        let current: u64 = value
+            .and_then(|v| String::from_utf8(v).ok())
+            .and_then(|s| s.parse().ok())
+            .unwrap_or(0);
+        let next = (current + 1).to_string();
+        match hostcalls::set_shared_data(key, Some(next.as_bytes()), cas) {
+            Ok(()) => return next,
+            Err(Status::CasMismatch) => continue,
+            Err(status) => return format!("{status:?}"),
+        }
+    }
+    "cas-exhausted".to_string()
+}
+
+/// `metric <counter|gauge|histogram> <name> <value>`: define, update, and
+/// report what `get_metric` then reads (or the status of the failed step).
+fn metric(kind: &str, name: &str, value: &str) -> String {
+    let kind = match kind {
+        "gauge" => MetricType::Gauge,
+        "histogram" => MetricType::Histogram,
+        _ => MetricType::Counter,
+    };
+    let id = match hostcalls::define_metric(kind, name) {
+        Ok(id) => id,
+        Err(status) => return format!("define:{status:?}"),
+    };
+    let updated = match kind {
+        MetricType::Histogram => hostcalls::record_metric(id, value.parse().unwrap_or(0)),
+        _ => hostcalls::increment_metric(id, value.parse().unwrap_or(0)),
+    };
+    if let Err(status) = updated {
+        return format!("update:{status:?}");
+    }
+    match hostcalls::get_metric(id) {
+        Ok(v) => v.to_string(),
+        Err(status) => format!("get:{status:?}"),
+    }
+}
+
+impl HttpContext for TestStream {
+    fn on_http_request_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if let Some(id) = self.shared.borrow().requests_metric {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
+        self.add_http_request_header("x-test-plugin", "seen");
+        let ops: Vec<String> = self
+            .get_http_request_headers()
+            .into_iter()
+            .filter(|(k, _)| k == "x-test-op")
+            .map(|(_, v)| v)
+            .collect();
+        for op in ops {
+            if let Outcome::Pause = self.run(&op) {
+                return Action::Pause;
+            }
+        }
+        Action::Continue
+    }
+
+    fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if !self.buffer_request_body {
+            return Action::Continue;
+        }
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        let body = self.get_http_request_body(0, body_size).unwrap_or_default();
+        self.response_headers
+            .push(("x-request-body-length".to_string(), body.len().to_string()));
+        if let Some(replacement) = &self.replace_request_body {
+            self.set_http_request_body(0, body_size, replacement.as_bytes());
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        for (k, v) in &self.response_headers {
+            self.add_http_response_header(k, v);
+        }
+        let status = self
+            .get_http_response_header(":status")
+            .unwrap_or_else(|| "none".to_string());
+        self.add_http_response_header("x-test-plugin-saw-status", &status);
+        if self.buffer_response_body.is_some() {
+            self.set_http_response_header("content-length", None);
+        }
+        Action::Continue
+    }
+
+    fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        let Some(replacement) = self.buffer_response_body.clone() else {
+            return Action::Continue;
+        };
+        if !end_of_stream {
+            return Action::Pause;
+        }
+        self.set_http_response_body(0, body_size, replacement.as_bytes());
+        Action::Continue
+    }
+
+    fn on_log(&mut self) {
+        let status = self
+            .get_property(vec!["response", "code"])
+            .and_then(|b| b.get(..8).and_then(|b| b.try_into().ok()))
+            .map(|b: [u8; 8]| i64::from_le_bytes(b).to_string())
+            .unwrap_or_else(|| "none".to_string());
+        log(LogLevel::Info, &format!("on_log response.code={status}"));
+    }
+}
