@@ -16,7 +16,9 @@ pub enum HarnessError {
     Compile(String),
     #[error("cannot instantiate module: {0}")]
     Instantiate(String),
-    #[error("module does not export a supported proxy-wasm ABI version (proxy_abi_version_0_2_1 or _0_2_0)")]
+    #[error(
+        "module does not export a supported proxy-wasm ABI version (proxy_abi_version_0_2_1 or _0_2_0)"
+    )]
     UnsupportedAbi,
     #[error("module does not export `{0}`")]
     MissingExport(&'static str),

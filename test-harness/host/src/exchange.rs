@@ -55,7 +55,9 @@ impl Request {
     }
 
     pub fn trailer(mut self, key: &str, value: &str) -> Self {
-        self.trailers.get_or_insert_with(HeaderMap::new).add(key, value);
+        self.trailers
+            .get_or_insert_with(HeaderMap::new)
+            .add(key, value);
         self
     }
 }
@@ -102,13 +104,16 @@ impl Response {
 
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
         let body = body.into();
-        self.headers.replace("content-length", &body.len().to_string());
+        self.headers
+            .replace("content-length", &body.len().to_string());
         self.body = body;
         self
     }
 
     pub fn trailer(mut self, key: &str, value: &str) -> Self {
-        self.trailers.get_or_insert_with(HeaderMap::new).add(key, value);
+        self.trailers
+            .get_or_insert_with(HeaderMap::new)
+            .add(key, value);
         self
     }
 }
@@ -124,7 +129,10 @@ pub struct Exchange {
 
 impl Exchange {
     pub(crate) fn new(stream: HttpStream, upstream_request: Option<UpstreamRequest>) -> Self {
-        Self { stream, upstream_request }
+        Self {
+            stream,
+            upstream_request,
+        }
     }
 
     /// The status the client received, if a response reached it.

@@ -6,7 +6,10 @@ use crate::error::HarnessError;
 use crate::exchange::{Exchange, Request, Response, UpstreamRequest};
 use crate::headers::HeaderMap;
 use crate::plugin::Plugin;
-use crate::state::{CalloutResponse, ConfigPhase, DeliveredCallout, Flow, ForeignCall, HttpCall, HttpStream, LogEntry};
+use crate::state::{
+    CalloutResponse, ConfigPhase, DeliveredCallout, Flow, ForeignCall, HttpCall, HttpStream,
+    LogEntry,
+};
 use crate::types::{Action, LogLevel};
 use crate::vm::Vm;
 use crate::world::{Metric, World};
@@ -95,12 +98,18 @@ impl Harness {
 
     /// Starts `count` workers of the same plugin, sharing shared data,
     /// queues and metrics, as Envoy's worker threads do.
-    pub fn start_workers(&mut self, plugin: &Plugin, count: usize) -> Result<Vec<WorkerId>, HarnessError> {
+    pub fn start_workers(
+        &mut self,
+        plugin: &Plugin,
+        count: usize,
+    ) -> Result<Vec<WorkerId>, HarnessError> {
         (0..count).map(|_| self.start(plugin)).collect()
     }
 
     fn vm(&self, worker: WorkerId) -> Result<&Vm, HarnessError> {
-        self.workers.get(worker.0).ok_or(HarnessError::UnknownWorker(worker.0))
+        self.workers
+            .get(worker.0)
+            .ok_or(HarnessError::UnknownWorker(worker.0))
     }
 
     fn vm_mut(&mut self, worker: WorkerId) -> Result<&mut Vm, HarnessError> {
@@ -145,7 +154,12 @@ impl Harness {
     }
 
     /// Sets a property on one stream (`request.*`, `source.address`, anything).
-    pub fn set_property(&mut self, id: StreamId, path: &[&str], value: impl Into<Vec<u8>>) -> Result<(), HarnessError> {
+    pub fn set_property(
+        &mut self,
+        id: StreamId,
+        path: &[&str],
+        value: impl Into<Vec<u8>>,
+    ) -> Result<(), HarnessError> {
         let path = path.iter().map(|s| s.to_string()).collect();
         self.stream_mut(id)?.properties.insert(path, value.into());
         Ok(())
@@ -172,7 +186,12 @@ impl Harness {
 
     /// Delivers a request body chunk (`proxy_on_request_body`). When the
     /// previous body callback paused, the plugin sees everything buffered so far.
-    pub fn request_body(&mut self, id: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+    pub fn request_body(
+        &mut self,
+        id: StreamId,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
         let stream = self.stream_mut(id)?;
         let body = stream.request_body.get_or_insert_with(Vec::new);
         if !stream.buffering_request_body {
@@ -217,7 +236,11 @@ impl Harness {
     fn after_request_step(&mut self, id: StreamId, code: u32) -> Result<Action, HarnessError> {
         let action = Action::from_abi(code);
         let stream = self.stream_mut(id)?;
-        stream.request_flow = if action == Action::Continue { Flow::Flowing } else { Flow::Paused };
+        stream.request_flow = if action == Action::Continue {
+            Flow::Flowing
+        } else {
+            Flow::Paused
+        };
         self.settle()?;
         Ok(action)
     }
@@ -233,7 +256,12 @@ impl Harness {
         self.deliver_response_headers(id, map, end_of_stream)
     }
 
-    fn deliver_response_headers(&mut self, id: StreamId, map: HeaderMap, end_of_stream: bool) -> Result<Action, HarnessError> {
+    fn deliver_response_headers(
+        &mut self,
+        id: StreamId,
+        map: HeaderMap,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
         let count = map.len() as u32;
         self.stream_mut(id)?.response_headers = Some(map);
         let code = self.vm_mut(id.worker)?.callback(
@@ -246,7 +274,12 @@ impl Harness {
     }
 
     /// Delivers a response body chunk (`proxy_on_response_body`).
-    pub fn response_body(&mut self, id: StreamId, chunk: &[u8], end_of_stream: bool) -> Result<Action, HarnessError> {
+    pub fn response_body(
+        &mut self,
+        id: StreamId,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
         let stream = self.stream_mut(id)?;
         let body = stream.response_body.get_or_insert_with(Vec::new);
         if !stream.buffering_response_body {
@@ -291,7 +324,11 @@ impl Harness {
     fn after_response_step(&mut self, id: StreamId, code: u32) -> Result<Action, HarnessError> {
         let action = Action::from_abi(code);
         let stream = self.stream_mut(id)?;
-        stream.response_flow = if action == Action::Continue { Flow::Flowing } else { Flow::Paused };
+        stream.response_flow = if action == Action::Continue {
+            Flow::Flowing
+        } else {
+            Flow::Paused
+        };
         self.settle()?;
         Ok(action)
     }
@@ -304,14 +341,14 @@ impl Harness {
         let done = vm.callback(id.context, "proxy_on_done", (id.context,), 1u32);
         let logged = vm.callback(id.context, "proxy_on_log", (id.context,), ());
         let deleted = vm.callback(id.context, "proxy_on_delete", (id.context,), ());
-        let mut stream = vm
-            .state_mut()
-            .streams
-            .remove(&id.context)
-            .ok_or(HarnessError::UnknownStream {
-                worker: id.worker.0,
-                context: id.context,
-            })?;
+        let mut stream =
+            vm.state_mut()
+                .streams
+                .remove(&id.context)
+                .ok_or(HarnessError::UnknownStream {
+                    worker: id.worker.0,
+                    context: id.context,
+                })?;
         done?;
         logged?;
         deleted?;
@@ -350,7 +387,9 @@ impl Harness {
         for context in contexts {
             let id = StreamId { worker, context };
             let stream = self.stream_mut(id)?;
-            if std::mem::take(&mut stream.pending_request_resume) && stream.request_flow == Flow::Paused {
+            if std::mem::take(&mut stream.pending_request_resume)
+                && stream.request_flow == Flow::Paused
+            {
                 stream.request_flow = Flow::Flowing;
                 stream.request_resumes += 1;
                 if stream.buffering_request_body {
@@ -359,7 +398,9 @@ impl Harness {
                     stream.forwarded_request_body.extend_from_slice(&body);
                 }
             }
-            if std::mem::take(&mut stream.pending_response_resume) && stream.response_flow == Flow::Paused {
+            if std::mem::take(&mut stream.pending_response_resume)
+                && stream.response_flow == Flow::Paused
+            {
                 stream.response_flow = Flow::Flowing;
                 stream.response_resumes += 1;
                 if stream.buffering_response_body {
@@ -482,7 +523,10 @@ impl Harness {
                 let Some(call) = vm.state_mut().http_calls.remove(&token) else {
                     return Ok(());
                 };
-                vm.state_mut().last_status = (crate::types::Status::BrokenConnection as u32, "timeout".to_string());
+                vm.state_mut().last_status = (
+                    crate::types::Status::BrokenConnection as u32,
+                    "timeout".to_string(),
+                );
                 self.deliver_callout(WorkerId(index), call, DeliveredCallout::default())?;
             }
         }
@@ -496,7 +540,12 @@ impl Harness {
 
     /// Answers a callout: `proxy_on_http_call_response` with the response's
     /// headers, body and trailers readable during the call.
-    pub fn respond_http_call(&mut self, worker: WorkerId, token: u32, response: CalloutResponse) -> Result<(), HarnessError> {
+    pub fn respond_http_call(
+        &mut self,
+        worker: WorkerId,
+        token: u32,
+        response: CalloutResponse,
+    ) -> Result<(), HarnessError> {
         let vm = self.vm_mut(worker)?;
         let call = vm
             .state_mut()
@@ -513,7 +562,12 @@ impl Harness {
         self.settle()
     }
 
-    fn deliver_callout(&mut self, worker: WorkerId, call: HttpCall, delivered: DeliveredCallout) -> Result<(), HarnessError> {
+    fn deliver_callout(
+        &mut self,
+        worker: WorkerId,
+        call: HttpCall,
+        delivered: DeliveredCallout,
+    ) -> Result<(), HarnessError> {
         let counts = (
             delivered.headers.len() as u32,
             delivered.body.len() as u32,
@@ -645,7 +699,11 @@ impl Harness {
         upstream: impl FnOnce(&UpstreamRequest) -> Response,
     ) -> Result<Exchange, HarnessError> {
         let id = self.new_stream(worker)?;
-        let Request { headers, body, trailers } = request;
+        let Request {
+            headers,
+            body,
+            trailers,
+        } = request;
         let headers_end = body.is_none() && trailers.is_none();
         self.request_headers(id, headers.pairs().iter().cloned(), headers_end)?;
         self.wait_request(id, "request headers")?;
@@ -671,7 +729,11 @@ impl Harness {
             };
             let response = upstream(&seen);
             upstream_request = Some(seen);
-            let Response { headers, body, trailers } = response;
+            let Response {
+                headers,
+                body,
+                trailers,
+            } = response;
             let end = body.is_empty() && trailers.is_none();
             self.deliver_response_headers(id, headers, end)?;
             self.wait_response(id, "response headers")?;
@@ -699,14 +761,21 @@ impl Harness {
     }
 
     fn wait_request(&mut self, id: StreamId, phase: &'static str) -> Result<(), HarnessError> {
-        self.wait(id, phase, |s| s.request_flow != Flow::Paused || s.local_response.is_some() || s.closed())
+        self.wait(id, phase, |s| {
+            s.request_flow != Flow::Paused || s.local_response.is_some() || s.closed()
+        })
     }
 
     fn wait_response(&mut self, id: StreamId, phase: &'static str) -> Result<(), HarnessError> {
         self.wait(id, phase, |s| s.response_flow != Flow::Paused || s.closed())
     }
 
-    fn wait(&mut self, id: StreamId, phase: &'static str, ready: impl Fn(&HttpStream) -> bool) -> Result<(), HarnessError> {
+    fn wait(
+        &mut self,
+        id: StreamId,
+        phase: &'static str,
+        ready: impl Fn(&HttpStream) -> bool,
+    ) -> Result<(), HarnessError> {
         let started = self.world.clock.monotonic();
         while !ready(self.stream(id)?) {
             let waited = self.world.clock.monotonic() - started;

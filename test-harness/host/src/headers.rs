@@ -150,7 +150,11 @@ pub fn deserialize_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, Status> 
     Ok(pairs)
 }
 
-fn take_terminated<'a>(bytes: &'a [u8], cursor: &mut usize, len: usize) -> Result<&'a [u8], Status> {
+fn take_terminated<'a>(
+    bytes: &'a [u8],
+    cursor: &mut usize,
+    len: usize,
+) -> Result<&'a [u8], Status> {
     let end = cursor.checked_add(len).ok_or(Status::BadArgument)?;
     let field = bytes.get(*cursor..end).ok_or(Status::BadArgument)?;
     if bytes.get(end) != Some(&0) {
@@ -166,7 +170,9 @@ mod tests {
 
     #[test]
     fn pairs_round_trip() {
-        let map: HeaderMap = [(":path", "/a"), ("X-Two", "2"), ("x-two", "")].into_iter().collect();
+        let map: HeaderMap = [(":path", "/a"), ("X-Two", "2"), ("x-two", "")]
+            .into_iter()
+            .collect();
         let bytes = map.serialize();
         let back = deserialize_pairs(&bytes).unwrap();
         assert_eq!(back, map.pairs().to_vec());
@@ -175,14 +181,23 @@ mod tests {
     #[test]
     fn serialization_is_the_abi_layout() {
         let map: HeaderMap = [("a", "bc")].into_iter().collect();
-        assert_eq!(map.serialize(), vec![1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'b', b'c', 0]);
+        assert_eq!(
+            map.serialize(),
+            vec![1, 0, 0, 0, 1, 0, 0, 0, 2, 0, 0, 0, b'a', 0, b'b', b'c', 0]
+        );
     }
 
     #[test]
     fn malformed_pairs_are_bad_arguments() {
         assert_eq!(deserialize_pairs(&[1, 0, 0]), Err(Status::BadArgument));
-        assert_eq!(deserialize_pairs(&[1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0]), Err(Status::BadArgument));
-        assert_eq!(deserialize_pairs(&[255, 255, 255, 255]), Err(Status::BadArgument));
+        assert_eq!(
+            deserialize_pairs(&[1, 0, 0, 0, 9, 0, 0, 0, 0, 0, 0, 0]),
+            Err(Status::BadArgument)
+        );
+        assert_eq!(
+            deserialize_pairs(&[255, 255, 255, 255]),
+            Err(Status::BadArgument)
+        );
         // Right lengths, missing NUL.
         assert_eq!(
             deserialize_pairs(&[1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 0, 0, b'a', b'x', 0]),
@@ -194,6 +209,9 @@ mod tests {
     fn replace_keeps_first_position_and_drops_the_rest() {
         let mut map: HeaderMap = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
         map.replace("A", "9");
-        assert_eq!(map.pairs(), &[("a".into(), "9".into()), ("b".into(), "2".into())]);
+        assert_eq!(
+            map.pairs(),
+            &[("a".into(), "9".into()), ("b".into(), "2".into())]
+        );
     }
 }

@@ -42,6 +42,8 @@ pub use exchange::{Exchange, Request, Response, UpstreamRequest};
 pub use harness::{Harness, StreamId, WorkerId};
 pub use headers::{HeaderMap, deserialize_pairs, serialize_pairs};
 pub use plugin::Plugin;
-pub use state::{CalloutResponse, Flow, ForeignCall, HttpCall, HttpStream, LocalResponse, LogEntry};
+pub use state::{
+    CalloutResponse, Flow, ForeignCall, HttpCall, HttpStream, LocalResponse, LogEntry,
+};
 pub use types::{Action, BufferType, LogLevel, MapType, MetricType, Status, StreamType};
 pub use world::Metric;

@@ -163,7 +163,8 @@ impl Plugin {
 
     /// A string entry of the node metadata (`node.metadata`).
     pub fn node_metadata(mut self, key: &str, value: &str) -> Self {
-        self.node_metadata.insert(key.to_string(), value.to_string());
+        self.node_metadata
+            .insert(key.to_string(), value.to_string());
         self
     }
 

@@ -233,7 +233,9 @@ impl VmState {
     }
 
     pub(crate) fn effective_stream(&self) -> Result<&HttpStream, Status> {
-        self.streams.get(&self.effective_context).ok_or(Status::BadArgument)
+        self.streams
+            .get(&self.effective_context)
+            .ok_or(Status::BadArgument)
     }
 
     pub(crate) fn context_exists(&self, context: u32) -> bool {

@@ -36,12 +36,15 @@ impl std::fmt::Debug for Vm {
 }
 
 fn linker() -> Result<&'static Linker<HostState>, HarnessError> {
-    static LINKER: std::sync::OnceLock<Result<Linker<HostState>, String>> = std::sync::OnceLock::new();
+    static LINKER: std::sync::OnceLock<Result<Linker<HostState>, String>> =
+        std::sync::OnceLock::new();
     LINKER
         .get_or_init(|| {
             let mut linker = Linker::new(engine());
-            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| &mut state.wasi)
-                .map_err(|e| format!("{e:#}"))?;
+            wasmtime_wasi::p1::add_to_linker_sync(&mut linker, |state: &mut HostState| {
+                &mut state.wasi
+            })
+            .map_err(|e| format!("{e:#}"))?;
             crate::hostcalls::add_to_linker(&mut linker).map_err(|e| format!("{e:#}"))?;
             Ok(linker)
         })
@@ -52,7 +55,11 @@ fn linker() -> Result<&'static Linker<HostState>, HarnessError> {
 impl Vm {
     /// Instantiates `plugin` as worker `worker` and runs its WASI start-up
     /// (`_initialize`), but no proxy-wasm callback yet.
-    pub(crate) fn instantiate(plugin: &Plugin, world: &World, worker: usize) -> Result<Self, HarnessError> {
+    pub(crate) fn instantiate(
+        plugin: &Plugin,
+        world: &World,
+        worker: usize,
+    ) -> Result<Self, HarnessError> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
         let wasi = WasiCtxBuilder::new()
@@ -105,8 +112,12 @@ impl Vm {
         let instance = linker()?
             .instantiate(&mut store, &plugin.module)
             .map_err(|e| HarnessError::Instantiate(format!("{e:#}")))?;
-        if instance.get_func(&mut store, "proxy_abi_version_0_2_1").is_none()
-            && instance.get_func(&mut store, "proxy_abi_version_0_2_0").is_none()
+        if instance
+            .get_func(&mut store, "proxy_abi_version_0_2_1")
+            .is_none()
+            && instance
+                .get_func(&mut store, "proxy_abi_version_0_2_0")
+                .is_none()
         {
             return Err(HarnessError::UnsupportedAbi);
         }

@@ -125,8 +125,18 @@ impl SharedStore {
 
     /// Envoy's rule: a CAS of 0 writes unconditionally; a non-zero CAS must
     /// match the stored one; a key that does not exist yet accepts any CAS.
-    pub(crate) fn set(&mut self, vm_id: &str, key: &str, value: &[u8], cas: u32) -> Result<(), Status> {
-        let current = self.data.get(vm_id).and_then(|m| m.get(key)).map(|(_, c)| *c);
+    pub(crate) fn set(
+        &mut self,
+        vm_id: &str,
+        key: &str,
+        value: &[u8],
+        cas: u32,
+    ) -> Result<(), Status> {
+        let current = self
+            .data
+            .get(vm_id)
+            .and_then(|m| m.get(key))
+            .map(|(_, c)| *c);
         if let Some(current) = current
             && cas != 0
             && cas != current
@@ -141,7 +151,13 @@ impl SharedStore {
         Ok(())
     }
 
-    pub(crate) fn register_queue(&mut self, vm_id: &str, name: &str, vm: usize, context: u32) -> u32 {
+    pub(crate) fn register_queue(
+        &mut self,
+        vm_id: &str,
+        name: &str,
+        vm: usize,
+        context: u32,
+    ) -> u32 {
         let key = (vm_id.to_string(), name.to_string());
         if let Some(token) = self.queue_tokens.get(&key).copied() {
             if let Some(queue) = self.queues.get_mut(&token) {
@@ -165,7 +181,9 @@ impl SharedStore {
     }
 
     pub(crate) fn resolve_queue(&self, vm_id: &str, name: &str) -> Option<u32> {
-        self.queue_tokens.get(&(vm_id.to_string(), name.to_string())).copied()
+        self.queue_tokens
+            .get(&(vm_id.to_string(), name.to_string()))
+            .copied()
     }
 
     /// Enqueues and returns the (VM, root context) to notify.
@@ -173,7 +191,8 @@ impl SharedStore {
         let queue = self.queues.get_mut(&token).ok_or(Status::NotFound)?;
         queue.items.push_back(value.to_vec());
         let owner = (queue.owner_vm, queue.owner_context);
-        self.pending_queue_ready.push_back((owner.0, owner.1, token));
+        self.pending_queue_ready
+            .push_back((owner.0, owner.1, token));
         Ok(owner)
     }
 

@@ -3,6 +3,7 @@
 //! Each module below is hand-written WebAssembly whose
 //! `proxy_on_request_headers` makes one bad hostcall and returns its status
 //! as the action, so the test reads the status straight off the result.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proxy_wasm_harness::{Action, Harness, Plugin, Status};
 
@@ -30,7 +31,9 @@ fn status_of(call: &str) -> Status {
     let mut harness = Harness::new();
     let worker = harness.start(&plugin).unwrap();
     let stream = harness.new_stream(worker).unwrap();
-    let action = harness.request_headers(stream, [(":path", "/")], true).unwrap();
+    let action = harness
+        .request_headers(stream, [(":path", "/")], true)
+        .unwrap();
     let code = match action {
         Action::Continue => 0,
         Action::Pause => 1,
@@ -75,7 +78,9 @@ fn out_of_bounds_input_is_invalid_memory_access() {
 #[test]
 fn unknown_map_type_is_a_bad_argument() {
     assert_eq!(
-        status_of("(call $value (i32.const 99) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 4))"),
+        status_of(
+            "(call $value (i32.const 99) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 4))"
+        ),
         Status::BadArgument
     );
 }
@@ -100,7 +105,9 @@ fn unknown_log_level_is_a_bad_argument() {
 #[test]
 fn missing_header_is_not_found() {
     assert_eq!(
-        status_of("(call $value (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 4))"),
+        status_of(
+            "(call $value (i32.const 0) (i32.const 100) (i32.const 1) (i32.const 0) (i32.const 4))"
+        ),
         Status::NotFound
     );
 }
@@ -108,11 +115,15 @@ fn missing_header_is_not_found() {
 #[test]
 fn body_not_available_is_not_found_and_unknown_buffer_is_bad() {
     assert_eq!(
-        status_of("(call $buffer (i32.const 0) (i32.const 0) (i32.const 10) (i32.const 0) (i32.const 4))"),
+        status_of(
+            "(call $buffer (i32.const 0) (i32.const 0) (i32.const 10) (i32.const 0) (i32.const 4))"
+        ),
         Status::NotFound
     );
     assert_eq!(
-        status_of("(call $buffer (i32.const 42) (i32.const 0) (i32.const 10) (i32.const 0) (i32.const 4))"),
+        status_of(
+            "(call $buffer (i32.const 42) (i32.const 0) (i32.const 10) (i32.const 0) (i32.const 4))"
+        ),
         Status::BadArgument
     );
 }
@@ -136,17 +147,26 @@ fn missing_property_is_not_found() {
 
 #[test]
 fn unknown_effective_context_is_a_bad_argument() {
-    assert_eq!(status_of("(call $effective (i32.const 777))"), Status::BadArgument);
+    assert_eq!(
+        status_of("(call $effective (i32.const 777))"),
+        Status::BadArgument
+    );
 }
 
 #[test]
 fn continue_on_a_network_stream_type_is_a_bad_argument() {
-    assert_eq!(status_of("(call $continue (i32.const 2))"), Status::BadArgument);
+    assert_eq!(
+        status_of("(call $continue (i32.const 2))"),
+        Status::BadArgument
+    );
 }
 
 #[test]
 fn unknown_metric_is_not_found() {
-    assert_eq!(status_of("(call $increment (i32.const 4) (i64.const 1))"), Status::NotFound);
+    assert_eq!(
+        status_of("(call $increment (i32.const 4) (i64.const 1))"),
+        Status::NotFound
+    );
 }
 
 #[test]
@@ -159,8 +179,17 @@ fn a_trap_in_the_allocator_is_reported_not_panicked() {
         (func (export "proxy_on_request_headers") (param i32 i32 i32) (result i32)
             (call $pairs (i32.const 0) (i32.const 0) (i32.const 4))))"#;
     let mut harness = Harness::new();
-    let worker = harness.start(&Plugin::from_bytes(wat.as_bytes()).unwrap()).unwrap();
+    let worker = harness
+        .start(&Plugin::from_bytes(wat.as_bytes()).unwrap())
+        .unwrap();
     let stream = harness.new_stream(worker).unwrap();
-    let error = harness.request_headers(stream, [(":path", "/")], true).unwrap_err();
-    assert!(error.to_string().contains("trapped in proxy_on_request_headers"), "{error}");
+    let error = harness
+        .request_headers(stream, [(":path", "/")], true)
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("trapped in proxy_on_request_headers"),
+        "{error}"
+    );
 }

@@ -1,4 +1,5 @@
 //! HTTP callouts: answered by the test, or timed out on the virtual clock.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -12,7 +13,11 @@ fn a_callout_is_recorded_and_answered() {
     let (mut harness, worker) = start("");
     let s = harness.new_stream(worker).unwrap();
     let action = harness
-        .request_headers(s, [(":path", "/"), ("x-test-op", "callout auth /check 500")], true)
+        .request_headers(
+            s,
+            [(":path", "/"), ("x-test-op", "callout auth /check 500")],
+            true,
+        )
         .unwrap();
     assert_eq!(action, Action::Pause);
     let calls = harness.http_calls(worker).unwrap();
@@ -20,7 +25,10 @@ fn a_callout_is_recorded_and_answered() {
     let call = calls[0].clone();
     assert_eq!(call.upstream, "auth");
     assert_eq!(call.timeout, Duration::from_millis(500));
-    assert!(call.headers.contains(&(":path".to_string(), "/check".to_string())));
+    assert!(
+        call.headers
+            .contains(&(":path".to_string(), "/check".to_string()))
+    );
     harness
         .respond_http_call(worker, call.token, CalloutResponse::new(204, "allowed"))
         .unwrap();

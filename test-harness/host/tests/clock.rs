@@ -1,4 +1,5 @@
 //! The virtual clock: ticks, parked streams, time seen by the plugin.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -10,7 +11,10 @@ use proxy_wasm_harness::{Action, Flow, Response};
 #[test]
 fn ticks_fire_as_virtual_time_advances() {
     let (mut harness, worker) = start(r#"{"tickMs": 100}"#);
-    assert_eq!(harness.tick_period(worker).unwrap(), Duration::from_millis(100));
+    assert_eq!(
+        harness.tick_period(worker).unwrap(),
+        Duration::from_millis(100)
+    );
     harness.advance(Duration::from_millis(99)).unwrap();
     assert_eq!(harness.counter("test_plugin.ticks"), Some(0));
     harness.advance(Duration::from_millis(1)).unwrap();
@@ -44,7 +48,10 @@ fn exchange_waits_out_a_pause_on_the_virtual_clock() {
         .unwrap();
     assert_eq!(exchange.status(), Some(200));
     let waited = harness.now().duration_since(before).unwrap();
-    assert!(waited >= Duration::from_millis(2000) && waited < Duration::from_millis(2010), "{waited:?}");
+    assert!(
+        waited >= Duration::from_millis(2000) && waited < Duration::from_millis(2010),
+        "{waited:?}"
+    );
 }
 
 #[test]
@@ -53,14 +60,24 @@ fn a_pause_nobody_resumes_is_reported_as_stalled() {
     let error = harness
         .exchange(worker, ops("/", &["pause-ms 10"]), |_| Response::ok())
         .unwrap_err();
-    assert!(error.to_string().contains("stayed paused in request headers"), "{error}");
+    assert!(
+        error
+            .to_string()
+            .contains("stayed paused in request headers"),
+        "{error}"
+    );
 }
 
 #[test]
 fn the_plugin_reads_the_virtual_time() {
     let (mut harness, worker) = start("");
     harness.advance(Duration::from_secs(3)).unwrap();
-    let expected = harness.now().duration_since(UNIX_EPOCH).unwrap().as_nanos().to_string();
+    let expected = harness
+        .now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_nanos()
+        .to_string();
     harness
         .exchange(worker, ops("/", &["time"]), |upstream| {
             assert_eq!(upstream.header("x-time-nanos"), Some(expected.as_str()));

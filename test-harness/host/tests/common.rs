@@ -1,5 +1,5 @@
 //! Shared set-up for the harness tests: the test plugin, started once per test.
-#![allow(dead_code)]
+#![allow(dead_code, clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use proxy_wasm_harness::{Harness, Plugin, Request, WorkerId};
 
@@ -9,11 +9,14 @@ pub fn plugin() -> Plugin {
 
 pub fn start(config: &str) -> (Harness, WorkerId) {
     let mut harness = Harness::new();
-    let worker = harness.start(&plugin().plugin_config(config)).expect("plugin starts");
+    let worker = harness
+        .start(&plugin().plugin_config(config))
+        .expect("plugin starts");
     (harness, worker)
 }
 
 /// A GET with one `x-test-op` header per operation.
 pub fn ops(path: &str, ops: &[&str]) -> Request {
-    ops.iter().fold(Request::get(path), |r, op| r.header("x-test-op", op))
+    ops.iter()
+        .fold(Request::get(path), |r, op| r.header("x-test-op", op))
 }

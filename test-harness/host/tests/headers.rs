@@ -1,4 +1,5 @@
 //! Header maps, bodies and local responses.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -10,7 +11,11 @@ fn request_header_changes_reach_the_upstream() {
     let (mut harness, worker) = start("");
     let request = ops(
         "/",
-        &["add-request-header x-added one", "set-request-header x-replaced new", "remove-request-header x-gone"],
+        &[
+            "add-request-header x-added one",
+            "set-request-header x-replaced new",
+            "remove-request-header x-gone",
+        ],
     )
     .header("x-replaced", "old")
     .header("x-replaced", "older")
@@ -32,10 +37,17 @@ fn request_header_changes_reach_the_upstream() {
 fn response_headers_are_added_on_the_way_back() {
     let (mut harness, worker) = start("");
     let exchange = harness
-        .exchange(worker, ops("/", &["add-response-header x-from-plugin yes"]), |_| Response::new(404))
+        .exchange(
+            worker,
+            ops("/", &["add-response-header x-from-plugin yes"]),
+            |_| Response::new(404),
+        )
         .unwrap();
     assert_eq!(exchange.response_header("x-from-plugin"), Some("yes"));
-    assert_eq!(exchange.response_header("x-test-plugin-saw-status"), Some("404"));
+    assert_eq!(
+        exchange.response_header("x-test-plugin-saw-status"),
+        Some("404")
+    );
 }
 
 #[test]
@@ -52,7 +64,10 @@ fn local_response_stops_the_request_and_runs_response_callbacks() {
     assert_eq!(exchange.response_header("x-local"), Some("test-plugin"));
     assert_eq!(exchange.response_header("content-type"), Some("text/plain"));
     // Envoy runs the local reply through this plugin's response callbacks.
-    assert_eq!(exchange.response_header("x-test-plugin-saw-status"), Some("418"));
+    assert_eq!(
+        exchange.response_header("x-test-plugin-saw-status"),
+        Some("418")
+    );
     let local = exchange.local_response().unwrap();
     assert_eq!((local.status, local.grpc_status), (418, None));
 }
@@ -62,15 +77,32 @@ fn a_paused_body_is_buffered_and_can_be_replaced() {
     let (mut harness, worker) = start("");
     let s = harness.new_stream(worker).unwrap();
     harness
-        .request_headers(s, [(":path", "/"), ("x-test-op", "buffer-request-body REPLACED")], false)
+        .request_headers(
+            s,
+            [
+                (":path", "/"),
+                ("x-test-op", "buffer-request-body REPLACED"),
+            ],
+            false,
+        )
         .unwrap();
     let first = harness.request_body(s, b"hello ", false).unwrap();
     assert_eq!(first, proxy_wasm_harness::Action::Pause);
     assert_eq!(harness.stream(s).unwrap().forwarded_request_body(), b"");
     harness.request_body(s, b"world", true).unwrap();
-    assert_eq!(harness.stream(s).unwrap().forwarded_request_body(), b"REPLACED");
-    harness.response_headers(s, [(":status", "200")], true).unwrap();
-    let response = harness.stream(s).unwrap().response_headers().unwrap().clone();
+    assert_eq!(
+        harness.stream(s).unwrap().forwarded_request_body(),
+        b"REPLACED"
+    );
+    harness
+        .response_headers(s, [(":status", "200")], true)
+        .unwrap();
+    let response = harness
+        .stream(s)
+        .unwrap()
+        .response_headers()
+        .unwrap()
+        .clone();
     assert_eq!(response.get("x-request-body-length"), Some("11"));
 }
 
@@ -78,9 +110,11 @@ fn a_paused_body_is_buffered_and_can_be_replaced() {
 fn response_body_replacement_reaches_the_client() {
     let (mut harness, worker) = start("");
     let exchange = harness
-        .exchange(worker, ops("/", &["buffer-response-body rewritten"]), |_| {
-            Response::ok().body("original body")
-        })
+        .exchange(
+            worker,
+            ops("/", &["buffer-response-body rewritten"]),
+            |_| Response::ok().body("original body"),
+        )
         .unwrap();
     assert_eq!(exchange.response_body(), b"rewritten");
     assert_eq!(exchange.response_header("content-length"), None);
@@ -90,7 +124,9 @@ fn response_body_replacement_reaches_the_client() {
 fn a_reset_stream_gets_no_response() {
     let (mut harness, worker) = start("");
     let exchange = harness
-        .exchange(worker, ops("/", &["reset"]), |_| panic!("must not reach upstream"))
+        .exchange(worker, ops("/", &["reset"]), |_| {
+            panic!("must not reach upstream")
+        })
         .unwrap();
     assert!(exchange.was_reset());
     assert_eq!(exchange.status(), None);
@@ -103,9 +139,19 @@ fn trailers_are_delivered() {
     let exchange = harness
         .exchange(worker, request, |upstream| {
             assert_eq!(upstream.body, b"data");
-            assert_eq!(upstream.trailers.as_ref().unwrap().get("x-checksum"), Some("abc"));
+            assert_eq!(
+                upstream.trailers.as_ref().unwrap().get("x-checksum"),
+                Some("abc")
+            );
             Response::ok().body("done").trailer("grpc-status", "0")
         })
         .unwrap();
-    assert_eq!(exchange.stream.response_trailers().unwrap().get("grpc-status"), Some("0"));
+    assert_eq!(
+        exchange
+            .stream
+            .response_trailers()
+            .unwrap()
+            .get("grpc-status"),
+        Some("0")
+    );
 }

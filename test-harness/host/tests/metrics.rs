@@ -1,4 +1,5 @@
 //! Metrics with Envoy's rules.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -20,18 +21,28 @@ fn metric_result(op: &str, header: &str) -> String {
 #[test]
 fn counters_count_and_refuse_non_positive_increments() {
     assert_eq!(metric_result("metric counter c1 5", "x-metric-c1"), "5");
-    assert_eq!(metric_result("metric counter c2 0", "x-metric-c2"), "update:BadArgument");
-    assert_eq!(metric_result("metric counter c3 -2", "x-metric-c3"), "update:BadArgument");
+    assert_eq!(
+        metric_result("metric counter c2 0", "x-metric-c2"),
+        "update:BadArgument"
+    );
+    assert_eq!(
+        metric_result("metric counter c3 -2", "x-metric-c3"),
+        "update:BadArgument"
+    );
 }
 
 #[test]
 fn gauges_go_up_and_down() {
     let (mut harness, worker) = start("");
     harness
-        .exchange(worker, ops("/", &["metric gauge g 7", "metric gauge g -3"]), |upstream| {
-            assert_eq!(upstream.header("x-metric-g"), Some("4"));
-            Response::ok()
-        })
+        .exchange(
+            worker,
+            ops("/", &["metric gauge g 7", "metric gauge g -3"]),
+            |upstream| {
+                assert_eq!(upstream.header("x-metric-g"), Some("4"));
+                Response::ok()
+            },
+        )
         .unwrap();
     assert_eq!(harness.gauge("g"), Some(4));
 }

@@ -1,11 +1,15 @@
 //! Properties derived from the stream, set by the test, set by the plugin.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
 use common::{ops, plugin};
 use proxy_wasm_harness::{Harness, Response};
 
-fn upstream_headers(plugin_config: proxy_wasm_harness::Plugin, op_list: &[&str]) -> proxy_wasm_harness::HeaderMap {
+fn upstream_headers(
+    plugin_config: proxy_wasm_harness::Plugin,
+    op_list: &[&str],
+) -> proxy_wasm_harness::HeaderMap {
     let mut harness = Harness::new();
     let worker = harness.start(&plugin_config).unwrap();
     let exchange = harness
@@ -75,9 +79,18 @@ fn a_property_set_by_the_test_is_visible() {
     let mut harness = Harness::new();
     let worker = harness.start(&plugin()).unwrap();
     let s = harness.new_stream(worker).unwrap();
-    harness.set_property(s, &["connection", "mtls"], "true").unwrap();
     harness
-        .request_headers(s, [(":path", "/"), ("x-test-op", "copy-property connection.mtls x-mtls")], true)
+        .set_property(s, &["connection", "mtls"], "true")
+        .unwrap();
+    harness
+        .request_headers(
+            s,
+            [
+                (":path", "/"),
+                ("x-test-op", "copy-property connection.mtls x-mtls"),
+            ],
+            true,
+        )
         .unwrap();
     let headers = harness.stream(s).unwrap().request_headers().unwrap();
     assert_eq!(headers.get("x-mtls"), Some("true"));

@@ -1,4 +1,5 @@
 //! Shared data and queues across worker VMs.
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
 
@@ -8,7 +9,9 @@ use proxy_wasm_harness::{Harness, LogLevel, Response};
 #[test]
 fn shared_counter_is_exact_across_workers() {
     let mut harness = Harness::new();
-    let workers = harness.start_workers(&plugin().vm_id("shared-vm"), 4).unwrap();
+    let workers = harness
+        .start_workers(&plugin().vm_id("shared-vm"), 4)
+        .unwrap();
     let mut seen = Vec::new();
     for round in 0..5 {
         for worker in &workers {
@@ -32,13 +35,19 @@ fn shared_counter_is_exact_across_workers() {
 fn enqueue_on_one_worker_notifies_the_owner() {
     let mut harness = Harness::new();
     let config = r#"{"queue": "events"}"#;
-    let owner = harness.start(&plugin().vm_id("q").plugin_config(config)).unwrap();
+    let owner = harness
+        .start(&plugin().vm_id("q").plugin_config(config))
+        .unwrap();
     let other = harness.start(&plugin().vm_id("q")).unwrap();
     harness
-        .exchange(other, ops("/", &["enqueue events first", "enqueue events second"]), |upstream| {
-            assert_eq!(upstream.header("x-enqueue"), Some("ok"));
-            Response::ok()
-        })
+        .exchange(
+            other,
+            ops("/", &["enqueue events first", "enqueue events second"]),
+            |upstream| {
+                assert_eq!(upstream.header("x-enqueue"), Some("ok"));
+                Response::ok()
+            },
+        )
         .unwrap();
     let items: Vec<_> = harness
         .logs_at(owner, LogLevel::Info)

@@ -77,13 +77,19 @@ impl RootContext for TestRoot {
             match serde_json::from_slice(&raw) {
                 Ok(config) => config,
                 Err(e) => {
-                    log(LogLevel::Error, &format!("invalid plugin configuration: {e}"));
+                    log(
+                        LogLevel::Error,
+                        &format!("invalid plugin configuration: {e}"),
+                    );
                     return false;
                 }
             }
         };
         if config.fail_configure {
-            log(LogLevel::Error, "failConfigure is set: refusing the configuration");
+            log(
+                LogLevel::Error,
+                "failConfigure is set: refusing the configuration",
+            );
             return false;
         }
         if config.tick_ms > 0 {
@@ -91,10 +97,14 @@ impl RootContext for TestRoot {
         }
         if let Some(queue) = &config.queue {
             let token = self.register_shared_queue(queue);
-            log(LogLevel::Info, &format!("registered queue {queue} token={token}"));
+            log(
+                LogLevel::Info,
+                &format!("registered queue {queue} token={token}"),
+            );
         }
         self.ticks_metric = hostcalls::define_metric(MetricType::Counter, "test_plugin.ticks").ok();
-        self.queue_metric = hostcalls::define_metric(MetricType::Counter, "test_plugin.queue_items").ok();
+        self.queue_metric =
+            hostcalls::define_metric(MetricType::Counter, "test_plugin.queue_items").ok();
         self.shared.borrow_mut().requests_metric =
             hostcalls::define_metric(MetricType::Counter, "test_plugin.requests").ok();
         log(LogLevel::Info, "configured");
@@ -108,7 +118,8 @@ impl RootContext for TestRoot {
         let now = self.get_current_time();
         let due: Vec<u32> = {
             let mut shared = self.shared.borrow_mut();
-            let (due, waiting): (Vec<Parked>, Vec<Parked>) = shared.parked.drain(..).partition(|p| p.due <= now);
+            let (due, waiting): (Vec<Parked>, Vec<Parked>) =
+                shared.parked.drain(..).partition(|p| p.due <= now);
             shared.parked = waiting;
             due.into_iter().map(|p| p.context_id).collect()
         };
@@ -121,7 +132,10 @@ impl RootContext for TestRoot {
 
     fn on_queue_ready(&mut self, queue_id: u32) {
         while let Ok(Some(item)) = self.dequeue_shared_queue(queue_id) {
-            log(LogLevel::Info, &format!("queue item: {}", String::from_utf8_lossy(&item)));
+            log(
+                LogLevel::Info,
+                &format!("queue item: {}", String::from_utf8_lossy(&item)),
+            );
             if let Some(id) = self.queue_metric {
                 let _ = hostcalls::increment_metric(id, 1);
             }
@@ -154,11 +168,19 @@ struct TestStream {
 }
 
 impl Context for TestStream {
-    fn on_http_call_response(&mut self, _token: u32, _headers: usize, body_size: usize, _trailers: usize) {
+    fn on_http_call_response(
+        &mut self,
+        _token: u32,
+        _headers: usize,
+        body_size: usize,
+        _trailers: usize,
+    ) {
         let status = self
             .get_http_call_response_header(":status")
             .unwrap_or_else(|| "none".to_string());
-        let body = self.get_http_call_response_body(0, body_size).unwrap_or_default();
+        let body = self
+            .get_http_call_response_body(0, body_size)
+            .unwrap_or_default();
         self.set_http_request_header("x-callout-status", Some(&status));
         self.set_http_request_header("x-callout-body", Some(&String::from_utf8_lossy(&body)));
         self.resume_http_request();
@@ -203,7 +225,11 @@ impl TestStream {
             "local" => {
                 let status = arg(0).parse().unwrap_or(500);
                 let body = rest(1);
-                self.send_http_response(status, vec![("x-local", "test-plugin")], Some(body.as_bytes()));
+                self.send_http_response(
+                    status,
+                    vec![("x-local", "test-plugin")],
+                    Some(body.as_bytes()),
+                );
                 return Outcome::Pause;
             }
             "pause-ms" => {
@@ -220,12 +246,19 @@ impl TestStream {
                 self.set_http_request_header(&format!("x-shared-{}", arg(0)), Some(&value));
             }
             "callout" => {
-                let headers = vec![(":method", "GET"), (":path", arg(1)), (":authority", arg(0))];
+                let headers = vec![
+                    (":method", "GET"),
+                    (":path", arg(1)),
+                    (":authority", arg(0)),
+                ];
                 let timeout = Duration::from_millis(arg(2).parse().unwrap_or(1000));
                 return match self.dispatch_http_call(arg(0), headers, None, vec![], timeout) {
                     Ok(_) => Outcome::Pause,
                     Err(status) => {
-                        self.set_http_request_header("x-callout-error", Some(&format!("{status:?}")));
+                        self.set_http_request_header(
+                            "x-callout-error",
+                            Some(&format!("{status:?}")),
+                        );
                         Outcome::Continue
                     }
                 };
@@ -244,7 +277,8 @@ impl TestStream {
                     .map(|b| String::from_utf8_lossy(&b).into_owned())
                     .unwrap_or_default();
                 let result = match self.resolve_shared_queue(&vm_id, arg(0)) {
-                    Some(token) => match self.enqueue_shared_queue(token, Some(rest(1).as_bytes())) {
+                    Some(token) => match self.enqueue_shared_queue(token, Some(rest(1).as_bytes()))
+                    {
                         Ok(()) => "ok".to_string(),
                         Err(status) => format!("{status:?}"),
                     },

@@ -10,17 +10,40 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_get_buffer_bytes",
-        |mut caller: Ctx<'_>, buffer_type: u32, start: u32, max_size: u32, return_data: u32, return_size: u32| {
-            finish(get_buffer(&mut caller, buffer_type, start, max_size, return_data, return_size))
+        |mut caller: Ctx<'_>,
+         buffer_type: u32,
+         start: u32,
+         max_size: u32,
+         return_data: u32,
+         return_size: u32| {
+            finish(get_buffer(
+                &mut caller,
+                buffer_type,
+                start,
+                max_size,
+                return_data,
+                return_size,
+            ))
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_set_buffer_bytes",
-        |mut caller: Ctx<'_>, buffer_type: u32, start: u32, size: u32, data: u32, data_size: u32| {
+        |mut caller: Ctx<'_>,
+         buffer_type: u32,
+         start: u32,
+         size: u32,
+         data: u32,
+         data_size: u32| {
             finish((|| {
                 let data = read_bytes(&caller, data, data_size)?;
-                set_buffer(&mut caller, buffer_type, start as usize, size as usize, &data)
+                set_buffer(
+                    &mut caller,
+                    buffer_type,
+                    start as usize,
+                    size as usize,
+                    &data,
+                )
             })())
         },
     )?;
@@ -58,8 +81,16 @@ fn get_buffer(
 fn readable(state: &HostState, buffer_type: BufferType) -> Result<&[u8], Status> {
     let vm = &state.vm;
     match buffer_type {
-        BufferType::RequestBody => vm.effective_stream()?.request_body.as_deref().ok_or(Status::NotFound),
-        BufferType::ResponseBody => vm.effective_stream()?.response_body.as_deref().ok_or(Status::NotFound),
+        BufferType::RequestBody => vm
+            .effective_stream()?
+            .request_body
+            .as_deref()
+            .ok_or(Status::NotFound),
+        BufferType::ResponseBody => vm
+            .effective_stream()?
+            .response_body
+            .as_deref()
+            .ok_or(Status::NotFound),
         BufferType::HttpCallResponseBody => vm
             .delivering_callout
             .as_ref()
@@ -67,7 +98,9 @@ fn readable(state: &HostState, buffer_type: BufferType) -> Result<&[u8], Status>
             .ok_or(Status::NotFound),
         BufferType::VmConfiguration => Ok(&vm.vm_config),
         // Envoy hands out the plugin configuration only while configuring.
-        BufferType::PluginConfiguration if vm.config_phase == ConfigPhase::Configure => Ok(&vm.plugin_config),
+        BufferType::PluginConfiguration if vm.config_phase == ConfigPhase::Configure => {
+            Ok(&vm.plugin_config)
+        }
         _ => Err(Status::NotFound),
     }
 }
@@ -75,7 +108,13 @@ fn readable(state: &HostState, buffer_type: BufferType) -> Result<&[u8], Status>
 /// Envoy's `Buffer::copyFrom`: `start == 0` drains `size` bytes and prepends
 /// the data (so `size >= len` replaces everything), `start >= len` appends,
 /// anything in between is a `BadArgument`. Read-only buffers are `NotFound`.
-fn set_buffer(caller: &mut Ctx<'_>, buffer_type: u32, start: usize, size: usize, data: &[u8]) -> HostResult<()> {
+fn set_buffer(
+    caller: &mut Ctx<'_>,
+    buffer_type: u32,
+    start: usize,
+    size: usize,
+    data: &[u8],
+) -> HostResult<()> {
     let buffer_type = BufferType::from_abi(buffer_type).ok_or(Status::BadArgument)?;
     let vm = &mut caller.data_mut().vm;
     let buffer = match buffer_type {

@@ -32,7 +32,14 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let headers = deserialize_pairs(&read_bytes(&caller, headers, headers_size)?)?;
                 let body = read_bytes(&caller, body, body_size)?;
                 let trailers = deserialize_pairs(&read_bytes(&caller, trailers, trailers_size)?)?;
-                let token = http_call(caller.data_mut(), upstream, headers, body, trailers, timeout_ms)?;
+                let token = http_call(
+                    caller.data_mut(),
+                    upstream,
+                    headers,
+                    body,
+                    trailers,
+                    timeout_ms,
+                )?;
                 write_u32(&mut caller, return_token, token)
             })())
         },
@@ -42,9 +49,19 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_grpc_call",
-        |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| {
-            finish(Err(Status::InternalFailure.into()))
-        },
+        |_: Ctx<'_>,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32,
+         _: u32| { finish(Err(Status::InternalFailure.into())) },
     )?;
     linker.func_wrap(
         "env",
@@ -53,11 +70,17 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             finish(Err(Status::InternalFailure.into()))
         },
     )?;
-    linker.func_wrap("env", "proxy_grpc_send", |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32| {
+    linker.func_wrap(
+        "env",
+        "proxy_grpc_send",
+        |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32| finish(Err(Status::NotFound.into())),
+    )?;
+    linker.func_wrap("env", "proxy_grpc_cancel", |_: Ctx<'_>, _: u32| {
         finish(Err(Status::NotFound.into()))
     })?;
-    linker.func_wrap("env", "proxy_grpc_cancel", |_: Ctx<'_>, _: u32| finish(Err(Status::NotFound.into())))?;
-    linker.func_wrap("env", "proxy_grpc_close", |_: Ctx<'_>, _: u32| finish(Err(Status::NotFound.into())))?;
+    linker.func_wrap("env", "proxy_grpc_close", |_: Ctx<'_>, _: u32| {
+        finish(Err(Status::NotFound.into()))
+    })?;
     linker.func_wrap(
         "env",
         "proxy_get_status",
@@ -65,14 +88,25 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             finish((|| {
                 let (code, message) = caller.data().vm.last_status.clone();
                 write_u32(&mut caller, return_code, code)?;
-                return_bytes(&mut caller, message.as_bytes(), return_message, return_message_size)
+                return_bytes(
+                    &mut caller,
+                    message.as_bytes(),
+                    return_message,
+                    return_message_size,
+                )
             })())
         },
     )?;
     linker.func_wrap(
         "env",
         "proxy_call_foreign_function",
-        |mut caller: Ctx<'_>, name: u32, name_size: u32, args: u32, args_size: u32, _results: u32, _results_size: u32| {
+        |mut caller: Ctx<'_>,
+         name: u32,
+         name_size: u32,
+         args: u32,
+         args_size: u32,
+         _results: u32,
+         _results_size: u32| {
             finish((|| -> HostResult<()> {
                 let name = read_string(&caller, name, name_size)?;
                 let arguments = read_bytes(&caller, args, args_size)?;

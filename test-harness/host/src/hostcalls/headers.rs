@@ -35,7 +35,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_get_header_map_value",
-        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32, return_data: u32, return_size: u32| {
+        |mut caller: Ctx<'_>,
+         map_type: u32,
+         key: u32,
+         key_size: u32,
+         return_data: u32,
+         return_size: u32| {
             finish((|| {
                 let key = read_string(&caller, key, key_size)?;
                 let value = with_map(&mut caller, map_type, |map| {
@@ -48,7 +53,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_add_header_map_value",
-        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32, value: u32, value_size: u32| {
+        |mut caller: Ctx<'_>,
+         map_type: u32,
+         key: u32,
+         key_size: u32,
+         value: u32,
+         value_size: u32| {
             finish((|| {
                 let key = read_string(&caller, key, key_size)?;
                 let value = read_string(&caller, value, value_size)?;
@@ -62,7 +72,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_replace_header_map_value",
-        |mut caller: Ctx<'_>, map_type: u32, key: u32, key_size: u32, value: u32, value_size: u32| {
+        |mut caller: Ctx<'_>,
+         map_type: u32,
+         key: u32,
+         key_size: u32,
+         value: u32,
+         value_size: u32| {
             finish((|| {
                 let key = read_string(&caller, key, key_size)?;
                 let value = read_string(&caller, value, value_size)?;
@@ -101,7 +116,9 @@ fn with_map<T>(
     let vm = &mut caller.data_mut().vm;
     let map = match map_type {
         MapType::HttpCallResponseHeaders => vm.delivering_callout.as_mut().map(|c| &mut c.headers),
-        MapType::HttpCallResponseTrailers => vm.delivering_callout.as_mut().map(|c| &mut c.trailers),
+        MapType::HttpCallResponseTrailers => {
+            vm.delivering_callout.as_mut().map(|c| &mut c.trailers)
+        }
         MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
         stream_map => {
             let stream = vm.effective_stream_mut()?;

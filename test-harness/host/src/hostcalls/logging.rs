@@ -10,7 +10,9 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_log",
-        |mut caller: Ctx<'_>, level: u32, ptr: u32, len: u32| finish(log(&mut caller, level, ptr, len)),
+        |mut caller: Ctx<'_>, level: u32, ptr: u32, len: u32| {
+            finish(log(&mut caller, level, ptr, len))
+        },
     )?;
     linker.func_wrap(
         "env",

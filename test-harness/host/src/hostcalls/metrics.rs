@@ -85,7 +85,10 @@ fn define(state: &mut HostState, kind: MetricType, name: &str) -> Result<u32, St
     }
     {
         let mut stats = state.world.stats();
-        let metric = stats.metrics.entry(name.to_string()).or_insert_with(|| Metric::new(kind));
+        let metric = stats
+            .metrics
+            .entry(name.to_string())
+            .or_insert_with(|| Metric::new(kind));
         if metric.kind() != kind {
             return Err(Status::BadArgument);
         }

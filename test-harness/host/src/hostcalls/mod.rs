@@ -122,7 +122,12 @@ fn check_slot(caller: &Ctx<'_>, ptr: u32, size: usize) -> HostResult<()> {
 /// Allocates guest memory through `proxy_on_memory_allocate`, copies `bytes`
 /// into it, and writes the pointer and size to the guest's return slots:
 /// how every hostcall hands variable-size data back.
-pub(crate) fn return_bytes(caller: &mut Ctx<'_>, bytes: &[u8], ptr_slot: u32, size_slot: u32) -> HostResult<()> {
+pub(crate) fn return_bytes(
+    caller: &mut Ctx<'_>,
+    bytes: &[u8],
+    ptr_slot: u32,
+    size_slot: u32,
+) -> HostResult<()> {
     check_slot(caller, ptr_slot, 4)?;
     check_slot(caller, size_slot, 4)?;
     let allocate = caller
@@ -130,7 +135,8 @@ pub(crate) fn return_bytes(caller: &mut Ctx<'_>, bytes: &[u8], ptr_slot: u32, si
         .allocate
         .clone()
         .ok_or(HostError::Status(Status::InvalidMemoryAccess))?;
-    let len = u32::try_from(bytes.len()).map_err(|_| HostError::Status(Status::InvalidMemoryAccess))?;
+    let len =
+        u32::try_from(bytes.len()).map_err(|_| HostError::Status(Status::InvalidMemoryAccess))?;
     let ptr = allocate.call(&mut *caller, len).map_err(HostError::Trap)?;
     if ptr == 0 {
         return Err(Status::InvalidMemoryAccess.into());

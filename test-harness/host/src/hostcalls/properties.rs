@@ -86,10 +86,16 @@ fn request_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec());
     match rest {
         ["path"] => header(":path"),
-        ["url_path"] => headers.get(":path").map(|p| p.split('?').next().unwrap_or(p).as_bytes().to_vec()),
-        ["query"] => headers
+        ["url_path"] => headers
             .get(":path")
-            .map(|p| p.split_once('?').map(|(_, q)| q).unwrap_or("").as_bytes().to_vec()),
+            .map(|p| p.split('?').next().unwrap_or(p).as_bytes().to_vec()),
+        ["query"] => headers.get(":path").map(|p| {
+            p.split_once('?')
+                .map(|(_, q)| q)
+                .unwrap_or("")
+                .as_bytes()
+                .to_vec()
+        }),
         ["method"] => header(":method"),
         ["host"] => header(":authority"),
         ["scheme"] => header(":scheme"),
@@ -148,7 +154,10 @@ mod tests {
 
     #[test]
     fn paths_split_on_nul_with_or_without_trailing_nul() {
-        assert_eq!(parse_path(b"request\0path\0").unwrap(), vec!["request", "path"]);
+        assert_eq!(
+            parse_path(b"request\0path\0").unwrap(),
+            vec!["request", "path"]
+        );
         assert_eq!(parse_path(b"plugin_name").unwrap(), vec!["plugin_name"]);
         assert_eq!(parse_path(b""), Err(Status::BadArgument));
     }
@@ -158,6 +167,9 @@ mod tests {
         let mut fields = std::collections::BTreeMap::new();
         fields.insert("a".to_string(), "b".to_string());
         // fields { key: "a" value { string_value: "b" } }
-        assert_eq!(encode_struct(&fields), vec![0x0a, 8, 0x0a, 1, b'a', 0x12, 3, 0x1a, 1, b'b']);
+        assert_eq!(
+            encode_struct(&fields),
+            vec![0x0a, 8, 0x0a, 1, b'a', 0x12, 3, 0x1a, 1, b'b']
+        );
     }
 }

@@ -10,7 +10,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_get_shared_data",
-        |mut caller: Ctx<'_>, key: u32, key_size: u32, return_data: u32, return_size: u32, return_cas: u32| {
+        |mut caller: Ctx<'_>,
+         key: u32,
+         key_size: u32,
+         return_data: u32,
+         return_size: u32,
+         return_cas: u32| {
             finish((|| {
                 let key = read_string(&caller, key, key_size)?;
                 let (value, cas) = {
@@ -31,7 +36,10 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                 let key = read_string(&caller, key, key_size)?;
                 let value = read_bytes(&caller, value, value_size)?;
                 let state = caller.data();
-                Ok(state.world.shared().set(&state.vm.vm_id, &key, &value, cas)?)
+                Ok(state
+                    .world
+                    .shared()
+                    .set(&state.vm.vm_id, &key, &value, cas)?)
             })())
         },
     )?;
@@ -45,7 +53,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
                     let state = caller.data();
                     // The queue belongs to the root context of this VM.
                     let vm = &state.vm;
-                    state.world.shared().register_queue(&vm.vm_id, &name, vm.worker, vm.root_context)
+                    state.world.shared().register_queue(
+                        &vm.vm_id,
+                        &name,
+                        vm.worker,
+                        vm.root_context,
+                    )
                 };
                 write_u32(&mut caller, return_id, token)
             })())
@@ -54,7 +67,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     linker.func_wrap(
         "env",
         "proxy_resolve_shared_queue",
-        |mut caller: Ctx<'_>, vm_id: u32, vm_id_size: u32, name: u32, name_size: u32, return_id: u32| {
+        |mut caller: Ctx<'_>,
+         vm_id: u32,
+         vm_id_size: u32,
+         name: u32,
+         name_size: u32,
+         return_id: u32| {
             finish((|| {
                 let vm_id = read_string(&caller, vm_id, vm_id_size)?;
                 let name = read_string(&caller, name, name_size)?;

