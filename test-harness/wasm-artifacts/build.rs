@@ -29,11 +29,20 @@ fn main() {
     let out_dir = PathBuf::from(env::var("OUT_DIR").unwrap_or_else(|_| fail("OUT_DIR is not set")));
     let target_dir = env::var_os("CARGO_TARGET_DIR")
         .map(PathBuf::from)
-        .map(|dir| if dir.is_absolute() { dir } else { root.join(dir) })
+        .map(|dir| {
+            if dir.is_absolute() {
+                dir
+            } else {
+                root.join(dir)
+            }
+        })
         .unwrap_or_else(|| root.join("target"))
         .join("wasm-artifacts");
 
-    let mut packages = vec![("harness-test-plugin".to_string(), root.join("test-harness/test-plugin"))];
+    let mut packages = vec![(
+        "harness-test-plugin".to_string(),
+        root.join("test-harness/test-plugin"),
+    )];
     packages.extend(plugin_packages(&root.join("wasm-plugins")));
 
     for (_, dir) in &packages {
@@ -48,13 +57,25 @@ fn main() {
     let mut command = Command::new(&cargo);
     command
         .current_dir(&root)
-        .args(["build", "--target", TARGET, "--profile", PROFILE, "--target-dir"])
+        .args([
+            "build",
+            "--target",
+            TARGET,
+            "--profile",
+            PROFILE,
+            "--target-dir",
+        ])
         .arg(&target_dir);
     for (name, _) in &packages {
         command.args(["-p", name]);
     }
     // Flags meant for the host build must not leak into the wasm build.
-    for var in ["CARGO_ENCODED_RUSTFLAGS", "RUSTFLAGS", "CARGO_BUILD_TARGET", "CARGO_TARGET_DIR"] {
+    for var in [
+        "CARGO_ENCODED_RUSTFLAGS",
+        "RUSTFLAGS",
+        "CARGO_BUILD_TARGET",
+        "CARGO_TARGET_DIR",
+    ] {
         command.env_remove(var);
     }
     let status = command

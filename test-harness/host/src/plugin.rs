@@ -100,6 +100,12 @@ impl Plugin {
         Ok(Self::from_module(compile_cached(bytes)?))
     }
 
+    /// Compiles `bytes` without the per-process cache: what every load would
+    /// cost without it (for measuring; tests want [`Plugin::from_bytes`]).
+    pub fn from_bytes_uncached(bytes: &[u8]) -> Result<Self, HarnessError> {
+        Ok(Self::from_module(compile_uncached(bytes)?))
+    }
+
     fn from_module(module: Module) -> Self {
         Self {
             module,
