@@ -66,7 +66,16 @@ fn main() {
         rates[rates.len() - 1]
     );
     println!("| per exchange | {:.1} µs |", 1e6 / rate);
-    println!("| load + instantiate + start, cold (compile) | {:.1} ms |", cold.as_secs_f64() * 1e3);
-    println!("| load + instantiate + start, cached module | {:.3} ms |", cached.as_secs_f64() * 1e3);
-    println!("| cold / cached | {:.0}x |", cold.as_secs_f64() / cached.as_secs_f64());
+    println!(
+        "| load + instantiate + start, cold (compile) | {:.1} ms |",
+        cold.as_secs_f64() * 1e3
+    );
+    println!(
+        "| load + instantiate + start, cached module | {:.3} ms |",
+        cached.as_secs_f64() * 1e3
+    );
+    println!(
+        "| cold / cached | {:.0}x |",
+        cold.as_secs_f64() / cached.as_secs_f64()
+    );
 }

@@ -54,6 +54,17 @@ pub enum HarnessError {
     },
     #[error("callbacks kept re-triggering each other (more than {0} in a row)")]
     Runaway(usize),
+    /// The body that went past the plugin does not match the
+    /// `content-length` it left in place: a real peer would wait for bytes
+    /// that never come (Envoy answers 504 upstream) or cut the body short.
+    #[error(
+        "{direction} body is {actual} bytes but content-length says {declared}: remove or fix content-length when changing a body"
+    )]
+    BodyLengthMismatch {
+        direction: &'static str,
+        declared: usize,
+        actual: usize,
+    },
     #[error("harness set-up failed: {0}")]
     Setup(String),
 }

@@ -49,8 +49,12 @@ impl Request {
         self
     }
 
+    /// Sets the body and its `content-length`, as an HTTP/1.1 client does.
     pub fn body(mut self, body: impl Into<Vec<u8>>) -> Self {
-        self.body = Some(body.into());
+        let body = body.into();
+        self.headers
+            .replace("content-length", &body.len().to_string());
+        self.body = Some(body);
         self
     }
 

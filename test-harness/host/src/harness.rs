@@ -26,6 +26,27 @@ const STALL_LIMIT: Duration = Duration::from_secs(3600);
 /// replies) before the harness calls it a runaway.
 const CHAIN_LIMIT: usize = 10_000;
 
+fn check_length(
+    direction: &'static str,
+    headers: &HeaderMap,
+    body: &[u8],
+) -> Result<(), HarnessError> {
+    let Some(declared) = headers
+        .get("content-length")
+        .and_then(|v| v.parse::<usize>().ok())
+    else {
+        return Ok(());
+    };
+    if declared == body.len() {
+        return Ok(());
+    }
+    Err(HarnessError::BodyLengthMismatch {
+        direction,
+        declared,
+        actual: body.len(),
+    })
+}
+
 /// A worker: one VM of a plugin, as Envoy runs one per worker thread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct WorkerId(pub usize);
@@ -40,10 +61,22 @@ pub struct StreamId {
 /// A proxy-wasm host for tests: load a plugin into one or more workers, send
 /// it requests, advance its virtual clock, answer its callouts, and look at
 /// what it did. Each harness is independent, so tests run in parallel.
-#[derive(Debug)]
 pub struct Harness {
     world: World,
     workers: Vec<Vm>,
+    callout_responder: Option<CalloutResponder>,
+}
+
+/// Answers callouts as they are made, like an upstream that is always there.
+type CalloutResponder = Box<dyn FnMut(&HttpCall) -> Option<CalloutResponse>>;
+
+impl std::fmt::Debug for Harness {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Harness")
+            .field("workers", &self.workers)
+            .field("callout_responder", &self.callout_responder.is_some())
+            .finish()
+    }
 }
 
 impl Default for Harness {
@@ -62,7 +95,19 @@ impl Harness {
         Self {
             world: World::new(START_OF_TIME),
             workers: Vec::new(),
+            callout_responder: None,
         }
+    }
+
+    /// Answers every callout with `responder` as soon as the callback that
+    /// made it returns (Envoy delivers responses asynchronously too).
+    /// Returning `None` leaves a callout pending: answer it with
+    /// [`Harness::respond_http_call`] or let it time out.
+    pub fn answer_callouts_with(
+        &mut self,
+        responder: impl FnMut(&HttpCall) -> Option<CalloutResponse> + 'static,
+    ) {
+        self.callout_responder = Some(Box::new(responder));
     }
 
     /// Starts a new worker VM of `plugin`: instantiate, `proxy_on_vm_start`
@@ -365,6 +410,7 @@ impl Harness {
             for index in 0..self.workers.len() {
                 progressed |= self.settle_streams(WorkerId(index))?;
             }
+            progressed |= self.answer_new_callouts()?;
             let pending = self.world.shared().pending_queue_ready.pop_front();
             if let Some((worker, root, token)) = pending {
                 progressed = true;
@@ -379,6 +425,28 @@ impl Harness {
             }
         }
         Err(HarnessError::Runaway(CHAIN_LIMIT))
+    }
+
+    fn answer_new_callouts(&mut self) -> Result<bool, HarnessError> {
+        let Some(mut responder) = self.callout_responder.take() else {
+            return Ok(false);
+        };
+        let mut answers = Vec::new();
+        for (index, vm) in self.workers.iter_mut().enumerate() {
+            for call in vm.state_mut().http_calls.values_mut() {
+                if !std::mem::replace(&mut call.offered, true)
+                    && let Some(response) = responder(call)
+                {
+                    answers.push((WorkerId(index), call.token, response));
+                }
+            }
+        }
+        self.callout_responder = Some(responder);
+        let answered = !answers.is_empty();
+        for (worker, token, response) in answers {
+            self.respond_http_call(worker, token, response)?;
+        }
+        Ok(answered)
     }
 
     fn settle_streams(&mut self, worker: WorkerId) -> Result<bool, HarnessError> {
@@ -727,6 +795,7 @@ impl Harness {
                 body: stream.forwarded_request_body.clone(),
                 trailers: stream.request_trailers.clone(),
             };
+            check_length("request", &seen.headers, &seen.body)?;
             let response = upstream(&seen);
             upstream_request = Some(seen);
             let Response {
@@ -751,6 +820,11 @@ impl Harness {
             self.wait_response(id, "local response")?;
         }
         let stream = self.finish_stream(id)?;
+        if !stream.closed()
+            && let Some(headers) = stream.response_headers()
+        {
+            check_length("response", headers, stream.forwarded_response_body())?;
+        }
         Ok(Exchange::new(stream, upstream_request))
     }
 

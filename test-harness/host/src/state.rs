@@ -63,6 +63,8 @@ pub struct HttpCall {
     /// The context the SDK will resume with the answer.
     pub context_id: u32,
     pub(crate) deadline: Duration,
+    /// Whether the harness's callout responder has seen it.
+    pub(crate) offered: bool,
 }
 
 /// The answer a test gives to a callout.

@@ -85,3 +85,25 @@ fn foreign_function_clear_route_cache_is_recorded() {
     assert_eq!(calls.len(), 1);
     assert_eq!(calls[0].name, "clear_route_cache");
 }
+
+#[test]
+fn a_responder_answers_callouts_as_they_are_made() {
+    let (mut harness, worker) = start("");
+    harness.answer_callouts_with(|call| {
+        Some(CalloutResponse::new(
+            200,
+            format!("hello {}", call.upstream),
+        ))
+    });
+    harness
+        .exchange(
+            worker,
+            ops("/", &["callout backend /ping 1000"]),
+            |upstream| {
+                assert_eq!(upstream.header("x-callout-status"), Some("200"));
+                assert_eq!(upstream.header("x-callout-body"), Some("hello backend"));
+                Response::ok()
+            },
+        )
+        .unwrap();
+}

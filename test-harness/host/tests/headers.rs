@@ -155,3 +155,33 @@ fn trailers_are_delivered() {
         Some("0")
     );
 }
+
+#[test]
+fn a_replaced_body_with_a_stale_content_length_is_reported() {
+    // The same mistake that makes Envoy answer 504 (the upstream waits for
+    // the bytes the old content-length promised) is an error here.
+    let (mut harness, worker) = start("");
+    let s = harness.new_stream(worker).unwrap();
+    harness
+        .request_headers(s, [(":path", "/"), ("content-length", "5")], false)
+        .unwrap();
+    harness.finish_stream(s).unwrap();
+    let request = Request::post("/", "hello").header("x-test-op", "add-request-header x-a 1");
+    harness
+        .exchange(worker, request, |u| {
+            assert_eq!(u.header("content-length"), Some("5"));
+            Response::ok()
+        })
+        .unwrap();
+    let error = harness
+        .exchange(worker, Request::get("/"), |_| {
+            Response::ok().header("content-length", "10")
+        })
+        .unwrap_err();
+    assert!(
+        error
+            .to_string()
+            .contains("response body is 0 bytes but content-length says 10"),
+        "{error}"
+    );
+}

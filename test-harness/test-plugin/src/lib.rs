@@ -304,6 +304,11 @@ impl TestStream {
             "buffer-request-body" => {
                 self.buffer_request_body = true;
                 self.replace_request_body = args.first().map(|_| rest(0));
+                // A replaced body has a new length: the old content-length
+                // would leave the upstream waiting for bytes that never come.
+                if self.replace_request_body.is_some() {
+                    self.remove_http_request_header("content-length");
+                }
             }
             "buffer-response-body" => self.buffer_response_body = Some(rest(0)),
             "reset" => self.reset_http_request(),

@@ -162,6 +162,7 @@ fn http_call(
             timeout,
             context_id: vm.effective_context,
             deadline,
+            offered: false,
         },
     );
     Ok(token)
