@@ -42,7 +42,7 @@ test: wasm-target envoy wasm lint
 	$(CARGO) test --workspace
 
 bench: wasm-target envoy wasm
-	@echo "benchmarks: see BENCHMARKS.md"
+	$(CARGO) bench -p proxy-wasm-harness --bench harness
 
 demo: wasm-target envoy wasm
 	@echo "The demo (airport services behind a real Envoy with the plugins) is not built yet."
