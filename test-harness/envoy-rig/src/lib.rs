@@ -7,7 +7,9 @@
 //! loopback clusters), an [`Envoy`] process that is ready when `start` returns
 //! and is always killed on drop, echo [`Upstream`]s that report what reached
 //! them and fail on demand, and a blocking [`client`]. Everything binds
-//! ephemeral loopback ports, so tests run in parallel.
+//! ephemeral loopback ports, so tests run in parallel. The [`bench`] module
+//! (and the `envoy-bench` binary, `make bench`) measures Envoy with and
+//! without filters under `wrk`.
 //!
 //! ```no_run
 //! use envoy_rig::{Bootstrap, Cluster, Envoy, Listener, Route, RouteAction, RouteMatch, Upstream, VirtualHost};
@@ -27,6 +29,8 @@
 //! # }
 //! ```
 
+mod affinity;
+pub mod bench;
 mod binary;
 mod bootstrap;
 pub mod client;
