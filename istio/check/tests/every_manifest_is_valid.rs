@@ -1,0 +1,115 @@
+#![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+//! Every Istio document under `istio/` (outside `crds/` and `check/`) is valid
+//! against the vendored CRD schemas. Documents of other kinds (Deployments,
+//! Services...) are counted and left to the Kubernetes-schema check.
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use istio_manifests::{is_istio, manifests_dir, parse_documents};
+
+/// Manifests this test must have validated, so it can never pass on an empty
+/// or misdirected walk.
+const SAMPLES: &[&str] = &[
+    "app/destination-rules.yaml",
+    "scenarios/fault-injection-500.yaml",
+    "scenarios/fault-injection-delay10.yaml",
+];
+
+fn yaml_files(dir: &Path, root: &Path, found: &mut Vec<PathBuf>) {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(dir)
+        .unwrap_or_else(|error| panic!("cannot read {}: {error}", dir.display()))
+        .map(|entry| entry.expect("directory entry").path())
+        .collect();
+    entries.sort();
+    for path in entries {
+        let relative = path.strip_prefix(root).expect("under istio/");
+        if path.is_dir() {
+            if relative != Path::new("crds") && relative != Path::new("check") {
+                yaml_files(&path, root, found);
+            }
+        } else if matches!(
+            path.extension().and_then(|extension| extension.to_str()),
+            Some("yaml" | "yml")
+        ) {
+            found.push(relative.to_path_buf());
+        }
+    }
+}
+
+#[test]
+fn every_manifest_is_valid() {
+    let root = manifests_dir();
+    let mut files = Vec::new();
+    yaml_files(&root, &root, &mut files);
+
+    let mut failures = Vec::new();
+    let mut validated: BTreeMap<String, usize> = BTreeMap::new();
+    let mut skipped: BTreeMap<String, usize> = BTreeMap::new();
+    let mut files_with_istio = Vec::new();
+    for file in &files {
+        let text = std::fs::read_to_string(root.join(file)).expect("manifest is readable");
+        let documents = match parse_documents(&text) {
+            Ok(documents) => documents,
+            Err(error) => {
+                failures.push(format!("istio/{}: {error}", file.display()));
+                continue;
+            }
+        };
+        let mut istio_documents = 0;
+        for (index, document) in documents.iter().enumerate() {
+            let kind = document
+                .get("kind")
+                .and_then(|kind| kind.as_str())
+                .unwrap_or("<no kind>")
+                .to_owned();
+            if !is_istio(document) {
+                *skipped.entry(kind).or_default() += 1;
+                continue;
+            }
+            istio_documents += 1;
+            *validated.entry(kind.clone()).or_default() += 1;
+            if let Err(invalid) = common::SCHEMAS.validate(document) {
+                let name = document
+                    .pointer("/metadata/name")
+                    .and_then(|name| name.as_str())
+                    .unwrap_or("<no name>");
+                for violation in invalid.violations {
+                    failures.push(format!(
+                        "istio/{} (document {}, {kind}/{name}): {violation}",
+                        file.display(),
+                        index + 1
+                    ));
+                }
+            }
+        }
+        if istio_documents > 0 {
+            files_with_istio.push(file.to_string_lossy().into_owned());
+        }
+    }
+
+    let total: usize = validated.values().sum();
+    println!(
+        "istio/: {} YAML files; validated {total} Istio documents {validated:?}; skipped {} others {skipped:?}",
+        files.len(),
+        skipped.values().sum::<usize>()
+    );
+    assert!(
+        failures.is_empty(),
+        "{} schema violations:\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+    for sample in SAMPLES {
+        assert!(
+            files_with_istio.iter().any(|file| file == sample),
+            "istio/{sample} was not validated (found: {files_with_istio:?})"
+        );
+    }
+    assert!(
+        total >= SAMPLES.len(),
+        "validated only {total} Istio documents"
+    );
+}
