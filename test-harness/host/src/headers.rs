@@ -205,6 +205,19 @@ mod tests {
         );
     }
 
+    proptest::proptest! {
+        #[test]
+        fn any_pairs_survive_the_round_trip(pairs in proptest::collection::vec(("[a-z0-9:-]{0,12}", "[ -~]{0,24}"), 0..16)) {
+            let bytes = serialize_pairs(pairs.iter().map(|(k, v)| (k.as_bytes(), v.as_bytes())));
+            proptest::prop_assert_eq!(deserialize_pairs(&bytes).unwrap(), pairs);
+        }
+
+        #[test]
+        fn arbitrary_bytes_never_panic_the_parser(bytes in proptest::collection::vec(proptest::prelude::any::<u8>(), 0..64)) {
+            let _ = deserialize_pairs(&bytes);
+        }
+    }
+
     #[test]
     fn replace_keeps_first_position_and_drops_the_rest() {
         let mut map: HeaderMap = [("a", "1"), ("b", "2"), ("a", "3")].into_iter().collect();
