@@ -7,8 +7,8 @@ use crate::exchange::{Exchange, Request, Response, UpstreamRequest};
 use crate::headers::HeaderMap;
 use crate::plugin::Plugin;
 use crate::state::{
-    CalloutResponse, ConfigPhase, DeliveredCallout, Flow, ForeignCall, HttpCall, HttpStream,
-    LogEntry,
+    CalloutResponse, ConfigPhase, DeliveredCallout, Direction, Flow, ForeignCall, HttpCall,
+    HttpStream, LogEntry,
 };
 use crate::types::{Action, LogLevel};
 use crate::vm::Vm;
@@ -217,16 +217,12 @@ impl Harness {
         headers: impl IntoIterator<Item = (K, V)>,
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let map: HeaderMap = headers.into_iter().collect();
-        let count = map.len() as u32;
-        self.stream_mut(id)?.request_headers = Some(map);
-        let code = self.vm_mut(id.worker)?.callback(
-            id.context,
-            "proxy_on_request_headers",
-            (id.context, count, u32::from(end_of_stream)),
-            0u32,
-        )?;
-        self.after_request_step(id, code)
+        self.deliver_headers(
+            id,
+            Direction::Request,
+            headers.into_iter().collect(),
+            end_of_stream,
+        )
     }
 
     /// Delivers a request body chunk (`proxy_on_request_body`). When the
@@ -237,27 +233,7 @@ impl Harness {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let stream = self.stream_mut(id)?;
-        let body = stream.request_body.get_or_insert_with(Vec::new);
-        if !stream.buffering_request_body {
-            body.clear();
-        }
-        body.extend_from_slice(chunk);
-        let size = body.len() as u32;
-        let code = self.vm_mut(id.worker)?.callback(
-            id.context,
-            "proxy_on_request_body",
-            (id.context, size, u32::from(end_of_stream)),
-            0u32,
-        )?;
-        let action = Action::from_abi(code);
-        let stream = self.stream_mut(id)?;
-        stream.buffering_request_body = action == Action::Pause;
-        if action != Action::Pause {
-            let body = stream.request_body.take().unwrap_or_default();
-            stream.forwarded_request_body.extend_from_slice(&body);
-        }
-        self.after_request_step(id, code)
+        self.deliver_body(id, Direction::Request, chunk, end_of_stream)
     }
 
     /// Delivers request trailers (`proxy_on_request_trailers`).
@@ -266,28 +242,7 @@ impl Harness {
         id: StreamId,
         trailers: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Action, HarnessError> {
-        let map: HeaderMap = trailers.into_iter().collect();
-        let count = map.len() as u32;
-        self.stream_mut(id)?.request_trailers = Some(map);
-        let code = self.vm_mut(id.worker)?.callback(
-            id.context,
-            "proxy_on_request_trailers",
-            (id.context, count),
-            0u32,
-        )?;
-        self.after_request_step(id, code)
-    }
-
-    fn after_request_step(&mut self, id: StreamId, code: u32) -> Result<Action, HarnessError> {
-        let action = Action::from_abi(code);
-        let stream = self.stream_mut(id)?;
-        stream.request_flow = if action == Action::Continue {
-            Flow::Flowing
-        } else {
-            Flow::Paused
-        };
-        self.settle()?;
-        Ok(action)
+        self.deliver_trailers(id, Direction::Request, trailers.into_iter().collect())
     }
 
     /// Delivers response headers (`proxy_on_response_headers`).
@@ -297,25 +252,12 @@ impl Harness {
         headers: impl IntoIterator<Item = (K, V)>,
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let map: HeaderMap = headers.into_iter().collect();
-        self.deliver_response_headers(id, map, end_of_stream)
-    }
-
-    fn deliver_response_headers(
-        &mut self,
-        id: StreamId,
-        map: HeaderMap,
-        end_of_stream: bool,
-    ) -> Result<Action, HarnessError> {
-        let count = map.len() as u32;
-        self.stream_mut(id)?.response_headers = Some(map);
-        let code = self.vm_mut(id.worker)?.callback(
-            id.context,
-            "proxy_on_response_headers",
-            (id.context, count, u32::from(end_of_stream)),
-            0u32,
-        )?;
-        self.after_response_step(id, code)
+        self.deliver_headers(
+            id,
+            Direction::Response,
+            headers.into_iter().collect(),
+            end_of_stream,
+        )
     }
 
     /// Delivers a response body chunk (`proxy_on_response_body`).
@@ -325,27 +267,7 @@ impl Harness {
         chunk: &[u8],
         end_of_stream: bool,
     ) -> Result<Action, HarnessError> {
-        let stream = self.stream_mut(id)?;
-        let body = stream.response_body.get_or_insert_with(Vec::new);
-        if !stream.buffering_response_body {
-            body.clear();
-        }
-        body.extend_from_slice(chunk);
-        let size = body.len() as u32;
-        let code = self.vm_mut(id.worker)?.callback(
-            id.context,
-            "proxy_on_response_body",
-            (id.context, size, u32::from(end_of_stream)),
-            0u32,
-        )?;
-        let action = Action::from_abi(code);
-        let stream = self.stream_mut(id)?;
-        stream.buffering_response_body = action == Action::Pause;
-        if action != Action::Pause {
-            let body = stream.response_body.take().unwrap_or_default();
-            stream.forwarded_response_body.extend_from_slice(&body);
-        }
-        self.after_response_step(id, code)
+        self.deliver_body(id, Direction::Response, chunk, end_of_stream)
     }
 
     /// Delivers response trailers (`proxy_on_response_trailers`).
@@ -354,22 +276,83 @@ impl Harness {
         id: StreamId,
         trailers: impl IntoIterator<Item = (K, V)>,
     ) -> Result<Action, HarnessError> {
-        let map: HeaderMap = trailers.into_iter().collect();
+        self.deliver_trailers(id, Direction::Response, trailers.into_iter().collect())
+    }
+
+    fn deliver_headers(
+        &mut self,
+        id: StreamId,
+        direction: Direction,
+        map: HeaderMap,
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
         let count = map.len() as u32;
-        self.stream_mut(id)?.response_trailers = Some(map);
+        self.stream_mut(id)?.side_mut(direction).headers = Some(map);
         let code = self.vm_mut(id.worker)?.callback(
             id.context,
-            "proxy_on_response_trailers",
+            direction.headers_callback(),
+            (id.context, count, u32::from(end_of_stream)),
+            0u32,
+        )?;
+        self.after_step(id, direction, code)
+    }
+
+    fn deliver_body(
+        &mut self,
+        id: StreamId,
+        direction: Direction,
+        chunk: &[u8],
+        end_of_stream: bool,
+    ) -> Result<Action, HarnessError> {
+        let side = self.stream_mut(id)?.side_mut(direction);
+        let buffering = side.buffering_body;
+        let body = side.body.get_or_insert_with(Vec::new);
+        if !buffering {
+            body.clear();
+        }
+        body.extend_from_slice(chunk);
+        let size = body.len() as u32;
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            direction.body_callback(),
+            (id.context, size, u32::from(end_of_stream)),
+            0u32,
+        )?;
+        let side = self.stream_mut(id)?.side_mut(direction);
+        if Action::from_abi(code) == Action::Pause {
+            // Envoy's StopIterationAndBuffer: the next call sees it all.
+            side.buffering_body = true;
+        } else {
+            side.forward_body();
+        }
+        self.after_step(id, direction, code)
+    }
+
+    fn deliver_trailers(
+        &mut self,
+        id: StreamId,
+        direction: Direction,
+        map: HeaderMap,
+    ) -> Result<Action, HarnessError> {
+        let count = map.len() as u32;
+        self.stream_mut(id)?.side_mut(direction).trailers = Some(map);
+        let code = self.vm_mut(id.worker)?.callback(
+            id.context,
+            direction.trailers_callback(),
             (id.context, count),
             0u32,
         )?;
-        self.after_response_step(id, code)
+        self.after_step(id, direction, code)
     }
 
-    fn after_response_step(&mut self, id: StreamId, code: u32) -> Result<Action, HarnessError> {
+    fn after_step(
+        &mut self,
+        id: StreamId,
+        direction: Direction,
+        code: u32,
+    ) -> Result<Action, HarnessError> {
         let action = Action::from_abi(code);
-        let stream = self.stream_mut(id)?;
-        stream.response_flow = if action == Action::Continue {
+        self.stream_mut(id)?.side_mut(direction).flow = if action == Action::Continue {
             Flow::Flowing
         } else {
             Flow::Paused
@@ -455,28 +438,8 @@ impl Harness {
         for context in contexts {
             let id = StreamId { worker, context };
             let stream = self.stream_mut(id)?;
-            if std::mem::take(&mut stream.pending_request_resume)
-                && stream.request_flow == Flow::Paused
-            {
-                stream.request_flow = Flow::Flowing;
-                stream.request_resumes += 1;
-                if stream.buffering_request_body {
-                    stream.buffering_request_body = false;
-                    let body = stream.request_body.take().unwrap_or_default();
-                    stream.forwarded_request_body.extend_from_slice(&body);
-                }
-            }
-            if std::mem::take(&mut stream.pending_response_resume)
-                && stream.response_flow == Flow::Paused
-            {
-                stream.response_flow = Flow::Flowing;
-                stream.response_resumes += 1;
-                if stream.buffering_response_body {
-                    stream.buffering_response_body = false;
-                    let body = stream.response_body.take().unwrap_or_default();
-                    stream.forwarded_response_body.extend_from_slice(&body);
-                }
-            }
+            stream.request.apply_resume();
+            stream.response.apply_resume();
             if stream.local_response.is_some() && !stream.local_response_delivered {
                 stream.local_response_delivered = true;
                 progressed = true;
@@ -506,10 +469,10 @@ impl Harness {
         }
         let stream = self.stream_mut(id)?;
         // The request stops here: nothing goes upstream.
-        stream.request_flow = Flow::Paused;
-        stream.buffering_response_body = false;
+        stream.request.flow = Flow::Paused;
+        stream.response.buffering_body = false;
         let has_body = !local.body.is_empty();
-        self.deliver_response_headers(id, headers, !has_body)?;
+        self.deliver_headers(id, Direction::Response, headers, !has_body)?;
         if has_body {
             self.response_body(id, &local.body, true)?;
         }
@@ -791,9 +754,9 @@ impl Harness {
         if !self.is_over(id)? {
             let stream = self.stream(id)?;
             let seen = UpstreamRequest {
-                headers: stream.request_headers.clone().unwrap_or_default(),
-                body: stream.forwarded_request_body.clone(),
-                trailers: stream.request_trailers.clone(),
+                headers: stream.request.headers.clone().unwrap_or_default(),
+                body: stream.request.forwarded_body.clone(),
+                trailers: stream.request.trailers.clone(),
             };
             check_length("request", &seen.headers, &seen.body)?;
             let response = upstream(&seen);
@@ -804,7 +767,7 @@ impl Harness {
                 trailers,
             } = response;
             let end = body.is_empty() && trailers.is_none();
-            self.deliver_response_headers(id, headers, end)?;
+            self.deliver_headers(id, Direction::Response, headers, end)?;
             self.wait_response(id, "response headers")?;
             if !body.is_empty() && !self.stream(id)?.closed() {
                 self.response_body(id, &body, trailers.is_none())?;
@@ -836,12 +799,12 @@ impl Harness {
 
     fn wait_request(&mut self, id: StreamId, phase: &'static str) -> Result<(), HarnessError> {
         self.wait(id, phase, |s| {
-            s.request_flow != Flow::Paused || s.local_response.is_some() || s.closed()
+            s.request.flow != Flow::Paused || s.local_response.is_some() || s.closed()
         })
     }
 
     fn wait_response(&mut self, id: StreamId, phase: &'static str) -> Result<(), HarnessError> {
-        self.wait(id, phase, |s| s.response_flow != Flow::Paused || s.closed())
+        self.wait(id, phase, |s| s.response.flow != Flow::Paused || s.closed())
     }
 
     fn wait(

@@ -91,85 +91,146 @@ impl CalloutResponse {
     }
 }
 
+/// One direction of a stream: the request (Envoy's decoding path) or the
+/// response (encoding).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct Side {
+    pub(crate) headers: Option<HeaderMap>,
+    pub(crate) trailers: Option<HeaderMap>,
+    /// The body the plugin sees: the current chunk, or everything buffered
+    /// so far when the previous body callback paused.
+    pub(crate) body: Option<Vec<u8>>,
+    pub(crate) buffering_body: bool,
+    pub(crate) flow: Flow,
+    /// What has gone past the plugin (upstream for the request, to the
+    /// client for the response).
+    pub(crate) forwarded_body: Vec<u8>,
+    pub(crate) closed: bool,
+    /// A `proxy_continue_stream` made during the current callback; Envoy
+    /// applies it once the callback returns.
+    pub(crate) pending_resume: bool,
+    pub(crate) resumes: u32,
+}
+
+impl Side {
+    /// Sends what the plugin holds onwards, as Envoy does on `Continue`.
+    pub(crate) fn forward_body(&mut self) {
+        self.buffering_body = false;
+        if let Some(body) = self.body.take() {
+            self.forwarded_body.extend_from_slice(&body);
+        }
+    }
+
+    /// Applies a deferred continue: a paused direction flows again and
+    /// releases what it buffered.
+    pub(crate) fn apply_resume(&mut self) {
+        if std::mem::take(&mut self.pending_resume) && self.flow == Flow::Paused {
+            self.flow = Flow::Flowing;
+            self.resumes += 1;
+            if self.buffering_body {
+                self.forward_body();
+            }
+        }
+    }
+}
+
+/// Which side of a stream a callback or hostcall is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Direction {
+    Request,
+    Response,
+}
+
+impl Direction {
+    pub(crate) fn headers_callback(self) -> &'static str {
+        match self {
+            Direction::Request => "proxy_on_request_headers",
+            Direction::Response => "proxy_on_response_headers",
+        }
+    }
+
+    pub(crate) fn body_callback(self) -> &'static str {
+        match self {
+            Direction::Request => "proxy_on_request_body",
+            Direction::Response => "proxy_on_response_body",
+        }
+    }
+
+    pub(crate) fn trailers_callback(self) -> &'static str {
+        match self {
+            Direction::Request => "proxy_on_request_trailers",
+            Direction::Response => "proxy_on_response_trailers",
+        }
+    }
+}
+
 /// Everything the host knows about one HTTP stream (one plugin context).
 #[derive(Debug, Clone, Default)]
 pub struct HttpStream {
-    pub(crate) request_headers: Option<HeaderMap>,
-    pub(crate) request_trailers: Option<HeaderMap>,
-    pub(crate) response_headers: Option<HeaderMap>,
-    pub(crate) response_trailers: Option<HeaderMap>,
-    /// The request body the plugin sees: the current chunk, or everything
-    /// buffered so far when the previous body callback paused.
-    pub(crate) request_body: Option<Vec<u8>>,
-    pub(crate) response_body: Option<Vec<u8>>,
-    pub(crate) buffering_request_body: bool,
-    pub(crate) buffering_response_body: bool,
-    pub(crate) request_flow: Flow,
-    pub(crate) response_flow: Flow,
+    pub(crate) request: Side,
+    pub(crate) response: Side,
     pub(crate) local_response: Option<LocalResponse>,
     pub(crate) local_response_delivered: bool,
-    /// What has gone past the plugin upstream (request) or downstream (response).
-    pub(crate) forwarded_request_body: Vec<u8>,
-    pub(crate) forwarded_response_body: Vec<u8>,
-    pub(crate) closed_request: bool,
-    pub(crate) closed_response: bool,
-    pub(crate) pending_request_resume: bool,
-    pub(crate) pending_response_resume: bool,
-    pub(crate) request_resumes: u32,
-    pub(crate) response_resumes: u32,
     pub(crate) properties: HashMap<Vec<String>, Vec<u8>>,
     pub(crate) finished: bool,
 }
 
 impl HttpStream {
+    pub(crate) fn side_mut(&mut self, direction: Direction) -> &mut Side {
+        match direction {
+            Direction::Request => &mut self.request,
+            Direction::Response => &mut self.response,
+        }
+    }
+
     /// The request headers as they stand now (after the plugin's changes).
     pub fn request_headers(&self) -> Option<&HeaderMap> {
-        self.request_headers.as_ref()
+        self.request.headers.as_ref()
     }
     pub fn request_trailers(&self) -> Option<&HeaderMap> {
-        self.request_trailers.as_ref()
+        self.request.trailers.as_ref()
     }
     pub fn response_headers(&self) -> Option<&HeaderMap> {
-        self.response_headers.as_ref()
+        self.response.headers.as_ref()
     }
     pub fn response_trailers(&self) -> Option<&HeaderMap> {
-        self.response_trailers.as_ref()
+        self.response.trailers.as_ref()
     }
     /// The request body buffer as the plugin last left it.
     pub fn request_body(&self) -> Option<&[u8]> {
-        self.request_body.as_deref()
+        self.request.body.as_deref()
     }
     pub fn response_body(&self) -> Option<&[u8]> {
-        self.response_body.as_deref()
+        self.response.body.as_deref()
     }
     /// The local response the plugin sent, if any.
     pub fn local_response(&self) -> Option<&LocalResponse> {
         self.local_response.as_ref()
     }
     pub fn request_flow(&self) -> Flow {
-        self.request_flow
+        self.request.flow
     }
     pub fn response_flow(&self) -> Flow {
-        self.response_flow
+        self.response.flow
     }
     /// How many times the plugin resumed the request (`proxy_continue_stream`).
     pub fn request_resumes(&self) -> u32 {
-        self.request_resumes
+        self.request.resumes
     }
     pub fn response_resumes(&self) -> u32 {
-        self.response_resumes
+        self.response.resumes
     }
     /// The request body that went past the plugin, upstream.
     pub fn forwarded_request_body(&self) -> &[u8] {
-        &self.forwarded_request_body
+        &self.request.forwarded_body
     }
     /// The response body that went past the plugin, to the client.
     pub fn forwarded_response_body(&self) -> &[u8] {
-        &self.forwarded_response_body
+        &self.response.forwarded_body
     }
     /// Whether the plugin closed (reset) the stream.
     pub fn closed(&self) -> bool {
-        self.closed_request || self.closed_response
+        self.request.closed || self.response.closed
     }
 }
 

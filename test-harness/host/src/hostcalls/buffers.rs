@@ -83,12 +83,14 @@ fn readable(state: &HostState, buffer_type: BufferType) -> Result<&[u8], Status>
     match buffer_type {
         BufferType::RequestBody => vm
             .effective_stream()?
-            .request_body
+            .request
+            .body
             .as_deref()
             .ok_or(Status::NotFound),
         BufferType::ResponseBody => vm
             .effective_stream()?
-            .response_body
+            .response
+            .body
             .as_deref()
             .ok_or(Status::NotFound),
         BufferType::HttpCallResponseBody => vm
@@ -118,8 +120,8 @@ fn set_buffer(
     let buffer_type = BufferType::from_abi(buffer_type).ok_or(Status::BadArgument)?;
     let vm = &mut caller.data_mut().vm;
     let buffer = match buffer_type {
-        BufferType::RequestBody => vm.effective_stream_mut()?.request_body.as_mut(),
-        BufferType::ResponseBody => vm.effective_stream_mut()?.response_body.as_mut(),
+        BufferType::RequestBody => vm.effective_stream_mut()?.request.body.as_mut(),
+        BufferType::ResponseBody => vm.effective_stream_mut()?.response.body.as_mut(),
         BufferType::HttpCallResponseBody => vm.delivering_callout.as_mut().map(|c| &mut c.body),
         _ => None,
     }

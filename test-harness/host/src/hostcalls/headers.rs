@@ -123,10 +123,10 @@ fn with_map<T>(
         stream_map => {
             let stream = vm.effective_stream_mut()?;
             match stream_map {
-                MapType::RequestHeaders => stream.request_headers.as_mut(),
-                MapType::RequestTrailers => stream.request_trailers.as_mut(),
-                MapType::ResponseHeaders => stream.response_headers.as_mut(),
-                _ => stream.response_trailers.as_mut(),
+                MapType::RequestHeaders => stream.request.headers.as_mut(),
+                MapType::RequestTrailers => stream.request.trailers.as_mut(),
+                MapType::ResponseHeaders => stream.response.headers.as_mut(),
+                _ => stream.response.trailers.as_mut(),
             }
         }
     };

@@ -82,7 +82,7 @@ fn lookup(vm: &VmState, path: &[String]) -> Option<Vec<u8>> {
 }
 
 fn request_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
-    let headers = stream.request_headers.as_ref()?;
+    let headers = stream.request.headers.as_ref()?;
     let header = |name: &str| headers.get(name).map(|v| v.as_bytes().to_vec());
     match rest {
         ["path"] => header(":path"),
@@ -109,7 +109,7 @@ fn request_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
 }
 
 fn response_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
-    let headers: &HeaderMap = stream.response_headers.as_ref()?;
+    let headers: &HeaderMap = stream.response.headers.as_ref()?;
     match rest {
         ["code"] => {
             let code: i64 = headers.get(":status")?.parse().ok()?;

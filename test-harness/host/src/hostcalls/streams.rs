@@ -5,7 +5,7 @@ use wasmtime::Linker;
 
 use super::{Ctx, HostResult, finish, read_bytes, read_string};
 use crate::headers::deserialize_pairs;
-use crate::state::{HostState, LocalResponse};
+use crate::state::{Direction, HostState, LocalResponse};
 use crate::types::{Status, StreamType};
 
 pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<()> {
@@ -70,43 +70,35 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
 }
 
 /// Envoy defers the continue until the current callback returns; the harness
-/// applies it then (see `Vm::apply_resumes`).
+/// applies it then (see `Side::apply_resume`).
 fn continue_stream(state: &mut HostState, stream_type: u32) -> HostResult<()> {
-    let stream_type = StreamType::from_abi(stream_type).ok_or(Status::BadArgument)?;
+    let direction = http_direction(stream_type)?;
     let vm = &mut state.vm;
     let context = vm.effective_context;
-    match stream_type {
-        StreamType::HttpRequest | StreamType::HttpResponse => {
-            // On a root context Envoy has no stream to continue and says Ok.
-            if let Some(stream) = vm.stream_mut(context) {
-                if stream_type == StreamType::HttpRequest {
-                    stream.pending_request_resume = true;
-                } else {
-                    stream.pending_response_resume = true;
-                }
-            }
-            Ok(())
-        }
-        StreamType::Downstream | StreamType::Upstream => Err(Status::BadArgument.into()),
+    // On a root context Envoy has no stream to continue and says Ok.
+    if let Some(stream) = vm.stream_mut(context) {
+        stream.side_mut(direction).pending_resume = true;
     }
+    Ok(())
 }
 
 fn close_stream(state: &mut HostState, stream_type: u32) -> HostResult<()> {
-    let stream_type = StreamType::from_abi(stream_type).ok_or(Status::BadArgument)?;
+    let direction = http_direction(stream_type)?;
     let vm = &mut state.vm;
     let context = vm.effective_context;
-    match stream_type {
-        StreamType::HttpRequest | StreamType::HttpResponse => {
-            if let Some(stream) = vm.stream_mut(context) {
-                if stream_type == StreamType::HttpRequest {
-                    stream.closed_request = true;
-                } else {
-                    stream.closed_response = true;
-                }
-            }
-            Ok(())
-        }
-        StreamType::Downstream | StreamType::Upstream => Err(Status::BadArgument.into()),
+    if let Some(stream) = vm.stream_mut(context) {
+        stream.side_mut(direction).closed = true;
+    }
+    Ok(())
+}
+
+/// The HTTP direction a stream type names; the network stream types do not
+/// apply to an HTTP plugin (`BadArgument`, as in Envoy).
+fn http_direction(stream_type: u32) -> HostResult<Direction> {
+    match StreamType::from_abi(stream_type) {
+        Some(StreamType::HttpRequest) => Ok(Direction::Request),
+        Some(StreamType::HttpResponse) => Ok(Direction::Response),
+        _ => Err(Status::BadArgument.into()),
     }
 }
 
