@@ -1,0 +1,198 @@
+//! The routing decision for one request.
+//!
+//! In order:
+//! 1. The first rule that matches picks the subset. The cookie is neither
+//!    read nor written: a rule is an override, not an assignment.
+//! 2. A valid cookie (well-formed, signed with the current or previous key,
+//!    not expired, for a configured subset) gives the user's bucket. The
+//!    subset is the one that owns the bucket under the current weights: the
+//!    cookie's own subset when the split still puts the bucket there (a
+//!    sticky hit), another one after a ramp or a rollback (a reassignment,
+//!    and the cookie is rewritten).
+//! 3. Otherwise the user gets a new bucket: the hash of the `identity`
+//!    header when the request has one, else a random draw; and a new cookie.
+//!
+//! A cookie is rewritten when the subset changed, when it was signed with
+//! the previous key, or when less than half of its lifetime is left.
+
+use crate::bucket::{identity_bucket, random_bucket};
+use crate::config::Config;
+use crate::cookie::{Rejection, Verified};
+use crate::matching::ParsedRequest;
+
+/// How far in the future a cookie's issue time may be (clock skew between
+/// proxies) before the cookie is refused.
+pub const CLOCK_SKEW_SECS: u64 = 300;
+
+/// What the decision needs from a request, as plain values.
+#[derive(Debug, Clone, Copy)]
+pub struct RequestView<'a> {
+    /// Every request header (names in any case; Envoy's are lower-case).
+    pub headers: &'a [(String, String)],
+    /// The `:path` pseudo-header, query string included.
+    pub path: &'a str,
+    /// Wall-clock time, Unix seconds.
+    pub now: u64,
+    /// A uniformly random number, used only for a new user without identity.
+    pub random: u64,
+}
+
+/// Where a new user's bucket came from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BucketSource {
+    Identity,
+    Random,
+}
+
+/// Why the request goes where it goes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reason {
+    /// Rule `index` (in configuration order) matched.
+    Rule { index: usize },
+    /// A valid cookie, and its bucket still maps to its subset.
+    Sticky,
+    /// A valid cookie whose bucket now maps to another subset (after a
+    /// ramp or a rollback); `from` is the cookie's subset index.
+    Reassigned { from: usize },
+    /// No valid cookie: a new bucket.
+    Assigned { source: BucketSource },
+}
+
+/// The decision for one request.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Decision<'c> {
+    /// Index into [`Config::subsets`].
+    pub subset: usize,
+    /// The subset's name: the route header's value.
+    pub subset_name: &'c str,
+    /// The user's bucket (`None` when a rule decided).
+    pub bucket: Option<u16>,
+    pub reason: Reason,
+    /// The whole `Set-Cookie` header value to add to the response, if any.
+    pub set_cookie: Option<String>,
+    /// Why the request's cookie was refused, when it had one and no valid one.
+    pub rejected: Option<Rejection>,
+}
+
+/// A cookie that passed every check.
+#[derive(Debug, Clone, Copy)]
+struct ValidCookie {
+    bucket: u16,
+    subset: usize,
+    issued: u64,
+    verified: Verified,
+}
+
+impl Config {
+    /// Decides where `view` goes. Never fails: anything unusable in the
+    /// request is treated as absent.
+    pub fn decide(&self, view: &RequestView<'_>) -> Decision<'_> {
+        let request = ParsedRequest::new(view.headers, view.path);
+        if let Some((index, rule)) = self
+            .rules
+            .iter()
+            .enumerate()
+            .find(|(_, rule)| rule.matches(&request))
+        {
+            return self.decision(rule.subset, None, Reason::Rule { index }, None, None);
+        }
+
+        let mut rejected = None;
+        let mut valid = None;
+        for value in request.cookie_values(self.cookie.codec.name()) {
+            match self.check_cookie(value, view.now) {
+                Ok(cookie) => {
+                    valid = Some(cookie);
+                    break;
+                }
+                Err(why) => {
+                    rejected.get_or_insert(why);
+                }
+            }
+        }
+
+        if let Some(cookie) = valid {
+            let subset = self.split.subset_of(cookie.bucket);
+            let (reason, rewrite) = if subset == cookie.subset {
+                let age = view.now.saturating_sub(cookie.issued);
+                let stale = age.saturating_mul(2) >= self.cookie.max_age;
+                (
+                    Reason::Sticky,
+                    stale || cookie.verified == Verified::Previous,
+                )
+            } else {
+                (
+                    Reason::Reassigned {
+                        from: cookie.subset,
+                    },
+                    true,
+                )
+            };
+            let set_cookie = rewrite.then(|| self.set_cookie(cookie.bucket, subset, view.now));
+            return self.decision(subset, Some(cookie.bucket), reason, set_cookie, None);
+        }
+
+        let identity = self
+            .identity
+            .as_deref()
+            .and_then(|name| request.header_values(name).find(|v| !v.is_empty()));
+        let (bucket, source) = match identity {
+            Some(identity) => (identity_bucket(identity), BucketSource::Identity),
+            None => (random_bucket(view.random), BucketSource::Random),
+        };
+        let subset = self.split.subset_of(bucket);
+        let set_cookie = Some(self.set_cookie(bucket, subset, view.now));
+        self.decision(
+            subset,
+            Some(bucket),
+            Reason::Assigned { source },
+            set_cookie,
+            rejected,
+        )
+    }
+
+    fn decision(
+        &self,
+        subset: usize,
+        bucket: Option<u16>,
+        reason: Reason,
+        set_cookie: Option<String>,
+        rejected: Option<Rejection>,
+    ) -> Decision<'_> {
+        Decision {
+            subset,
+            subset_name: self.subsets.get(subset).map_or("", |s| s.name.as_str()),
+            bucket,
+            reason,
+            set_cookie,
+            rejected,
+        }
+    }
+
+    /// The whole `Set-Cookie` value assigning `bucket` to subset `subset`.
+    pub fn set_cookie(&self, bucket: u16, subset: usize, now: u64) -> String {
+        let name = self.subsets.get(subset).map_or("", |s| s.name.as_str());
+        self.cookie
+            .set_cookie(&self.cookie.codec.encode(bucket, name, now))
+    }
+
+    /// Checks one cookie value: format and signature, then subset and age.
+    fn check_cookie(&self, value: &str, now: u64) -> Result<ValidCookie, Rejection> {
+        let (cookie, verified) = self.cookie.codec.decode(value)?;
+        let subset = self
+            .subset_index(cookie.subset)
+            .ok_or(Rejection::UnknownSubset)?;
+        if cookie.issued > now.saturating_add(CLOCK_SKEW_SECS) {
+            return Err(Rejection::FromTheFuture);
+        }
+        if now >= cookie.issued.saturating_add(self.cookie.max_age) {
+            return Err(Rejection::Expired);
+        }
+        Ok(ValidCookie {
+            bucket: cookie.bucket,
+            subset,
+            issued: cookie.issued,
+            verified,
+        })
+    }
+}
