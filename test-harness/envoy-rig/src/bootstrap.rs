@@ -271,6 +271,9 @@ pub struct Route {
     action: RouteAction,
     timeout: Option<Duration>,
     retry_policy: Option<RetryPolicy>,
+    /// A whole route given as Envoy JSON, for what the typed builder does not
+    /// cover (per-route filter config, mirroring, rewrites).
+    raw: Option<Value>,
 }
 
 impl Route {
@@ -282,7 +285,15 @@ impl Route {
             action,
             timeout: None,
             retry_policy: None,
+            raw: None,
         }
+    }
+
+    /// A route given as raw Envoy JSON (`config.route.v3.Route`).
+    pub fn raw(route: Value) -> Self {
+        let mut built = Self::new(RouteMatch::prefix("/"), RouteAction::cluster(""));
+        built.raw = Some(route);
+        built
     }
 
     /// Names the route (visible to plugins as the `route_name` property).
@@ -307,6 +318,9 @@ impl Route {
     }
 
     fn to_json(&self) -> Value {
+        if let Some(raw) = &self.raw {
+            return raw.clone();
+        }
         let mut route = Map::new();
         if let Some(name) = &self.name {
             route.insert("name".into(), json!(name));
