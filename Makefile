@@ -46,10 +46,14 @@ bench: wasm-target envoy wasm
 	$(CARGO) bench -p proxy-wasm-harness --bench harness
 	$(CARGO) run --release -p envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
 
+DEMO_PORT ?= 8080
+SERVICE_PACKAGES := camera-agent collector section alerts control-panel airport-e2e
+
+# The airport services behind one real Envoy (gateway and every sidecar),
+# configured from istio/app, istio/plugins (and istio/scenarios/$(SCENARIO)).
 demo: wasm-target envoy wasm
-	@echo "The demo (airport services behind a real Envoy with the plugins) is not built yet."
-	@echo "It will start: camera agents, collector, image analysis, face recognition, section, alerts,"
-	@echo "control panel v1/v2 on loopback, behind Envoy driven by the manifests in istio/."
+	$(CARGO) build $(addprefix -p ,$(SERVICE_PACKAGES)) -p local-mesh
+	$(or $(CARGO_TARGET_DIR),target)/debug/local-mesh demo --port $(DEMO_PORT) $(if $(SCENARIO),--scenario $(SCENARIO))
 
 clean:
 	$(CARGO) clean

@@ -15,4 +15,4 @@
 
 mod translate;
 
-pub use translate::{Listeners, MeshError, Workload, translate};
+pub use translate::{GATEWAY, Listeners, MeshError, Workload, translate};

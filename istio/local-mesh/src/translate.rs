@@ -41,6 +41,9 @@ pub struct Listeners {
     pub services: BTreeMap<String, String>,
 }
 
+/// The key of the gateway's plugins in [`translate`]'s `plugins`.
+pub const GATEWAY: &str = "gateway";
+
 /// Istio's default retry policy for a route with no `retries` of its own.
 const DEFAULT_RETRY_ON: &str =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
@@ -61,14 +64,15 @@ fn name_of(doc: &Value) -> String {
 /// Translates `documents` (any mix of kinds; non-Istio ones are ignored) for
 /// `workloads`. `gateway_port` fixes the gateway listener's port (0 picks a
 /// free one); `service_ports` fixes the per-host listeners' ports (missing
-/// hosts get a free one); `extra_filters` (e.g. Wasm plugins) run before
-/// the fault filter and the router on every listener.
+/// hosts get a free one); `plugins` (Wasm filters) run before the fault
+/// filter and the router on the listener of the service they are keyed by,
+/// or on the gateway's under the key [`GATEWAY`].
 pub fn translate(
     documents: &[Value],
     workloads: &[Workload],
     gateway_port: u16,
     service_ports: &BTreeMap<String, u16>,
-    extra_filters: &[HttpFilter],
+    plugins: &BTreeMap<String, Vec<HttpFilter>>,
 ) -> Result<(Bootstrap, Listeners), MeshError> {
     let of_kind = |kind: &'static str| documents.iter().filter(move |d| d["kind"] == kind);
     let mut bootstrap = Bootstrap::new();
@@ -120,9 +124,9 @@ pub fn translate(
         ));
     }
 
-    let filters = |listener: Listener| {
+    let filters = |listener: Listener, key: &str| {
         let mut listener = listener;
-        for filter in extra_filters {
+        for filter in plugins.get(key).into_iter().flatten() {
             listener = listener.filter(filter.clone());
         }
         // An empty fault filter: routes switch faults on per route.
@@ -153,7 +157,7 @@ pub fn translate(
         if let Some(port) = service_ports.get(*service) {
             listener = listener.port(*port);
         }
-        bootstrap = bootstrap.listener(filters(listener.virtual_host(host)));
+        bootstrap = bootstrap.listener(filters(listener.virtual_host(host), service));
         listeners.services.insert(service.to_string(), name);
     }
 
@@ -179,7 +183,7 @@ pub fn translate(
             .stat_prefix("gateway")
             .port(gateway_port)
             .virtual_host(host);
-        bootstrap = bootstrap.listener(filters(listener));
+        bootstrap = bootstrap.listener(filters(listener, GATEWAY));
         listeners.gateway = Some("gateway".to_string());
     }
     Ok((bootstrap, listeners))

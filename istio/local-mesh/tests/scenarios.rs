@@ -30,8 +30,14 @@ fn workload(upstream: &Upstream, service: &str, version: &str) -> Workload {
 }
 
 fn mesh(files: &[&str], workloads: &[Workload]) -> (Envoy, BTreeMap<String, String>) {
-    let (bootstrap, listeners) =
-        translate(&manifests(files), workloads, 0, &BTreeMap::new(), &[]).unwrap();
+    let (bootstrap, listeners) = translate(
+        &manifests(files),
+        workloads,
+        0,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
     let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
     let urls = listeners
         .services
@@ -171,7 +177,7 @@ fn every_manifest_in_istio_translates_to_a_bootstrap_envoy_accepts() {
     }
     for file in files.iter().filter(|f| f.starts_with("scenarios/")) {
         let docs = manifests(&[file.as_str(), "app/destination-rules.yaml"]);
-        let (bootstrap, _) = translate(&docs, &workloads, 0, &BTreeMap::new(), &[])
+        let (bootstrap, _) = translate(&docs, &workloads, 0, &BTreeMap::new(), &BTreeMap::new())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
         Envoy::validate(&bootstrap, &EnvoyOptions::default())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
