@@ -1,0 +1,601 @@
+//! The configuration in two stages: [`WireConfig`], the JSON as users write
+//! it (field names after Istio's `HTTPRetry`, Linkerd's budget and gRPC's
+//! `retryThrottling`), then [`Config`], validated once at `on_configure`.
+//! Every refusal names the field path, such as
+//! `budget.retryRatio: 1.5 is not between 0 and 1`.
+
+use std::fmt;
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::budget::Budget;
+use crate::duration::{DurationError, format_duration, parse_duration};
+use crate::ratio::RatioBudget;
+use crate::retry_on::{RetryOn, RetryOnError};
+use crate::tokens::TokenBucket;
+
+/// Istio's default: two retries.
+pub const DEFAULT_ATTEMPTS: u32 = 2;
+/// The most retries a request may be given.
+pub const MAX_ATTEMPTS: u32 = 10;
+/// gRPC allows at most five attempts: four retries in token-bucket mode.
+pub const MAX_GRPC_ATTEMPTS: u32 = 4;
+/// Istio's default retry conditions.
+pub const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,503";
+/// Distinct scopes with a budget of their own; later ones share `_other`.
+pub const DEFAULT_MAX_SCOPES: u32 = 32;
+const MAX_MAX_SCOPES: i64 = 1024;
+
+const DEFAULT_RETRY_RATIO: f64 = 0.2;
+const DEFAULT_MIN_RETRIES_PER_SECOND: i64 = 10;
+const DEFAULT_TTL: &str = "10s";
+const MIN_TTL: Duration = Duration::from_secs(1);
+const MAX_TTL: Duration = Duration::from_secs(60);
+const MAX_MIN_RETRIES_PER_SECOND: i64 = 100_000;
+const MAX_TOKENS: i64 = 1000;
+const MIN_PER_TRY_TIMEOUT: Duration = Duration::from_millis(1);
+const MAX_PER_TRY_TIMEOUT: Duration = Duration::from_secs(3600);
+
+// ---------------------------------------------------------------------------
+// Wire format
+// ---------------------------------------------------------------------------
+
+/// The plugin configuration as written (JSON). An empty configuration is
+/// Linkerd's default budget with Istio's default retries.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WireConfig {
+    /// The Linkerd / Finagle budget (the default mode).
+    #[serde(default)]
+    pub budget: Option<WireBudget>,
+    /// gRPC's token bucket instead of `budget`.
+    #[serde(default)]
+    pub token_bucket: Option<WireTokenBucket>,
+    /// Retries a request may have when the budget allows (Istio's `attempts`).
+    #[serde(default)]
+    pub attempts: Option<i64>,
+    /// Envoy's retry conditions, comma-separated (Istio's `retryOn`).
+    #[serde(default)]
+    pub retry_on: Option<String>,
+    /// A timeout per attempt (Istio's `perTryTimeout`), e.g. `2s`.
+    #[serde(default)]
+    pub per_try_timeout: Option<String>,
+    /// What a budget is kept per: `"cluster"` (default), `"route"`,
+    /// `{"header": "x-name"}` or `{"property": "a.b"}`.
+    #[serde(default)]
+    pub scope: Option<WireScope>,
+    /// Distinct scopes with a budget of their own (default 32).
+    #[serde(default)]
+    pub max_scopes: Option<i64>,
+    /// Mark failed responses with `x-envoy-ratelimited: true`, so the
+    /// calling Envoy does not retry them: retries happen at one layer.
+    #[serde(default)]
+    pub suppress_caller_retries: bool,
+}
+
+/// Linkerd's and Finagle's budget parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WireBudget {
+    /// Retries as a share of requests (0 to 1; default 0.2).
+    #[serde(default)]
+    pub retry_ratio: Option<f64>,
+    /// Retries per second always allowed (default 10).
+    #[serde(default)]
+    pub min_retries_per_second: Option<i64>,
+    /// The window requests and retries are counted over (1s to 60s; default 10s).
+    #[serde(default)]
+    pub ttl: Option<String>,
+}
+
+/// gRPC's `retryThrottling` parameters.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WireTokenBucket {
+    /// The bucket's size (1 to 1000).
+    pub max_tokens: i64,
+    /// Tokens a success gives back (0.001 to `maxTokens`, three decimals).
+    pub token_ratio: f64,
+}
+
+/// What a budget is kept per.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub enum WireScope {
+    Cluster,
+    Route,
+    Header(String),
+    Property(String),
+}
+
+// ---------------------------------------------------------------------------
+// Validated configuration
+// ---------------------------------------------------------------------------
+
+/// What a budget is kept per, as the adapter reads it from the host.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Scope {
+    /// The upstream cluster (property `xds.cluster_name`, which Envoy
+    /// fills in before the plugin sees the request headers).
+    Cluster,
+    /// The route's name (property `xds.route_name`).
+    Route,
+    /// A request header's value.
+    Header(String),
+    /// A property path, e.g. `["xds", "route_name"]`.
+    Property(Vec<String>),
+}
+
+impl Scope {
+    /// The property path to read, for the property-based scopes.
+    pub fn property_path(&self) -> Option<Vec<&str>> {
+        match self {
+            Self::Cluster => Some(vec!["xds", "cluster_name"]),
+            Self::Route => Some(vec!["xds", "route_name"]),
+            Self::Property(path) => Some(path.iter().map(String::as_str).collect()),
+            Self::Header(_) => None,
+        }
+    }
+}
+
+/// A validated configuration.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Config {
+    pub budget: Budget,
+    /// Retries a request may have when the budget allows.
+    pub attempts: u32,
+    pub retry_on: RetryOn,
+    pub per_try_timeout: Option<Duration>,
+    pub scope: Scope,
+    pub max_scopes: u32,
+    pub suppress_caller_retries: bool,
+}
+
+impl Default for Config {
+    /// Linkerd's default budget with Istio's default retries: what an empty
+    /// configuration means.
+    fn default() -> Self {
+        Self {
+            budget: Budget::Ratio(RatioBudget::new(
+                DEFAULT_RETRY_RATIO,
+                DEFAULT_MIN_RETRIES_PER_SECOND as u32,
+                Duration::from_secs(10),
+            )),
+            attempts: DEFAULT_ATTEMPTS,
+            retry_on: RetryOn::istio_default(),
+            per_try_timeout: None,
+            scope: Scope::Cluster,
+            max_scopes: DEFAULT_MAX_SCOPES,
+            suppress_caller_retries: false,
+        }
+    }
+}
+
+/// What is wrong with a field.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum Problem {
+    #[error("{0}")]
+    Json(String),
+    #[error("{value} is not between {min} and {max}")]
+    OutOfRange {
+        value: String,
+        min: String,
+        max: String,
+    },
+    #[error("{0}")]
+    Duration(DurationError),
+    #[error("{0}")]
+    RetryOn(RetryOnError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// A refused configuration: the field path and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ConfigError {
+    pub field: String,
+    pub problem: Problem,
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.field, self.problem)
+    }
+}
+
+fn error(field: &str, problem: Problem) -> ConfigError {
+    ConfigError {
+        field: field.to_string(),
+        problem,
+    }
+}
+
+fn range<T: PartialOrd + fmt::Display>(
+    field: &str,
+    value: T,
+    min: T,
+    max: T,
+) -> Result<T, ConfigError> {
+    if value >= min && value <= max {
+        Ok(value)
+    } else {
+        Err(error(
+            field,
+            Problem::OutOfRange {
+                value: value.to_string(),
+                min: min.to_string(),
+                max: max.to_string(),
+            },
+        ))
+    }
+}
+
+fn duration_in(
+    field: &str,
+    text: &str,
+    min: Duration,
+    max: Duration,
+) -> Result<Duration, ConfigError> {
+    let value = parse_duration(text).map_err(|e| error(field, Problem::Duration(e)))?;
+    if value < min || value > max {
+        return Err(error(
+            field,
+            Problem::OutOfRange {
+                value: text.to_string(),
+                min: format_duration(min),
+                max: format_duration(max),
+            },
+        ));
+    }
+    Ok(value)
+}
+
+impl Config {
+    /// Parses and validates the plugin configuration (JSON; empty means defaults).
+    pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Self::try_from(WireConfig::default());
+        }
+        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+        let wire: WireConfig =
+            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
+                let path = e.path().to_string();
+                error(
+                    if path == "." || path == "?" {
+                        "config"
+                    } else {
+                        &path
+                    },
+                    Problem::Json(e.into_inner().to_string()),
+                )
+            })?;
+        deserializer
+            .end()
+            .map_err(|e| error("config", Problem::Json(e.to_string())))?;
+        Self::try_from(wire)
+    }
+
+    /// The value of `x-envoy-upstream-rq-per-try-timeout-ms`, if configured.
+    pub fn per_try_timeout_ms(&self) -> Option<u64> {
+        self.per_try_timeout
+            .map(|t| u64::try_from(t.as_nanos().div_ceil(1_000_000)).unwrap_or(u64::MAX))
+    }
+}
+
+impl TryFrom<WireConfig> for Config {
+    type Error = ConfigError;
+
+    fn try_from(wire: WireConfig) -> Result<Self, ConfigError> {
+        let budget = match (wire.budget, wire.token_bucket) {
+            (Some(_), Some(_)) => {
+                return Err(error(
+                    "tokenBucket",
+                    Problem::Invalid("set either budget or tokenBucket, not both".into()),
+                ));
+            }
+            (budget, None) => Budget::Ratio(ratio_budget(budget.unwrap_or_default())?),
+            (None, Some(bucket)) => Budget::Tokens(token_bucket(&bucket)?),
+        };
+        let max_attempts = match budget {
+            Budget::Ratio(_) => MAX_ATTEMPTS,
+            Budget::Tokens(_) => MAX_GRPC_ATTEMPTS,
+        };
+        let attempts = match wire.attempts {
+            None => DEFAULT_ATTEMPTS.min(max_attempts),
+            Some(n) => {
+                let n = range("attempts", n, 0, i64::from(max_attempts)).map_err(|mut e| {
+                    if matches!(budget, Budget::Tokens(_)) {
+                        e.problem = Problem::Invalid(format!(
+                            "{n} is not between 0 and {MAX_GRPC_ATTEMPTS} (gRPC allows at most 5 attempts)"
+                        ));
+                    }
+                    e
+                })?;
+                u32::try_from(n).unwrap_or(max_attempts)
+            }
+        };
+        let retry_on = match wire.retry_on.as_deref() {
+            None => RetryOn::istio_default(),
+            Some(list) => {
+                RetryOn::parse(list).map_err(|e| error("retryOn", Problem::RetryOn(e)))?
+            }
+        };
+        let per_try_timeout = wire
+            .per_try_timeout
+            .as_deref()
+            .map(|t| duration_in("perTryTimeout", t, MIN_PER_TRY_TIMEOUT, MAX_PER_TRY_TIMEOUT))
+            .transpose()?;
+        let scope = match wire.scope.unwrap_or(WireScope::Cluster) {
+            WireScope::Cluster => Scope::Cluster,
+            WireScope::Route => Scope::Route,
+            WireScope::Header(name) => Scope::Header(header_name(&name)?),
+            WireScope::Property(path) => Scope::Property(property_path(&path)?),
+        };
+        let max_scopes = match wire.max_scopes {
+            None => DEFAULT_MAX_SCOPES,
+            Some(n) => u32::try_from(range("maxScopes", n, 1, MAX_MAX_SCOPES)?)
+                .unwrap_or(DEFAULT_MAX_SCOPES),
+        };
+        Ok(Self {
+            budget,
+            attempts,
+            retry_on,
+            per_try_timeout,
+            scope,
+            max_scopes,
+            suppress_caller_retries: wire.suppress_caller_retries,
+        })
+    }
+}
+
+fn ratio_budget(wire: WireBudget) -> Result<RatioBudget, ConfigError> {
+    let ratio = range(
+        "budget.retryRatio",
+        wire.retry_ratio.unwrap_or(DEFAULT_RETRY_RATIO),
+        0.0,
+        1.0,
+    )?;
+    let floor = range(
+        "budget.minRetriesPerSecond",
+        wire.min_retries_per_second
+            .unwrap_or(DEFAULT_MIN_RETRIES_PER_SECOND),
+        0,
+        MAX_MIN_RETRIES_PER_SECOND,
+    )?;
+    let ttl = duration_in(
+        "budget.ttl",
+        wire.ttl.as_deref().unwrap_or(DEFAULT_TTL),
+        MIN_TTL,
+        MAX_TTL,
+    )?;
+    Ok(RatioBudget::new(
+        ratio,
+        u32::try_from(floor).unwrap_or(0),
+        ttl,
+    ))
+}
+
+fn token_bucket(wire: &WireTokenBucket) -> Result<TokenBucket, ConfigError> {
+    let max = range("tokenBucket.maxTokens", wire.max_tokens, 1, MAX_TOKENS)?;
+    // gRPC keeps three decimals: anything that rounds to 0 would never refill.
+    let ratio = range(
+        "tokenBucket.tokenRatio",
+        wire.token_ratio,
+        0.001,
+        max as f64,
+    )?;
+    Ok(TokenBucket::new(u32::try_from(max).unwrap_or(1), ratio))
+}
+
+fn header_name(name: &str) -> Result<String, ConfigError> {
+    let valid = !name.is_empty()
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-' || b == b'_');
+    if valid {
+        Ok(name.to_string())
+    } else {
+        Err(error(
+            "scope.header",
+            Problem::Invalid(format!(
+                "{name:?} is not a lower-case header name (letters, digits, '-', '_')"
+            )),
+        ))
+    }
+}
+
+fn property_path(path: &str) -> Result<Vec<String>, ConfigError> {
+    let parts: Vec<String> = path.split('.').map(str::to_string).collect();
+    if path.is_empty() || parts.iter().any(String::is_empty) {
+        return Err(error(
+            "scope.property",
+            Problem::Invalid(format!(
+                "{path:?} is not a property path (dot-separated names, e.g. xds.route_name)"
+            )),
+        ));
+    }
+    Ok(parts)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn refused(json: &str) -> String {
+        match Config::parse(json.as_bytes()) {
+            Ok(config) => format!("accepted: {config:?}"),
+            Err(e) => e.to_string(),
+        }
+    }
+
+    #[test]
+    fn empty_means_linkerd_and_istio_defaults() {
+        let config = Config::parse(b"").unwrap();
+        assert_eq!(config, Config::parse(b"{}").unwrap());
+        assert_eq!(config, Config::default());
+        let Budget::Ratio(budget) = config.budget else {
+            panic!("ratio mode by default")
+        };
+        assert_eq!(budget.retry_ratio(), 0.2);
+        assert_eq!(budget.min_retries_per_second(), 10);
+        assert_eq!(budget.ttl(), Duration::from_secs(10));
+        assert_eq!(config.attempts, 2);
+        assert_eq!(config.scope, Scope::Cluster);
+        assert_eq!(
+            config.retry_on.retry_on_header().as_deref(),
+            Some("connect-failure,refused-stream,retriable-status-codes")
+        );
+    }
+
+    #[test]
+    fn a_full_configuration() {
+        let config = Config::parse(
+            br#"{
+                "budget": {"retryRatio": 0.1, "minRetriesPerSecond": 1, "ttl": "30s"},
+                "attempts": 3,
+                "retryOn": "5xx,reset",
+                "perTryTimeout": "250ms",
+                "scope": {"header": "x-tenant"},
+                "maxScopes": 8,
+                "suppressCallerRetries": true
+            }"#,
+        )
+        .unwrap();
+        assert_eq!(config.attempts, 3);
+        assert_eq!(config.per_try_timeout_ms(), Some(250));
+        assert_eq!(config.scope, Scope::Header("x-tenant".into()));
+        assert_eq!(config.max_scopes, 8);
+        assert!(config.suppress_caller_retries);
+    }
+
+    #[test]
+    fn token_bucket_mode() {
+        let config = Config::parse(
+            br#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.1}, "attempts": 4}"#,
+        )
+        .unwrap();
+        assert_eq!(config.budget, Budget::Tokens(TokenBucket::new(10, 0.1)));
+    }
+
+    #[test]
+    fn scopes() {
+        let scope = |json: &str| Config::parse(json.as_bytes()).map(|c| c.scope);
+        assert_eq!(scope(r#"{"scope": "route"}"#), Ok(Scope::Route));
+        assert_eq!(
+            scope(r#"{"scope": {"property": "node.metadata.ZONE"}}"#),
+            Ok(Scope::Property(vec![
+                "node".into(),
+                "metadata".into(),
+                "ZONE".into()
+            ]))
+        );
+        assert_eq!(
+            Scope::Cluster.property_path(),
+            Some(vec!["xds", "cluster_name"])
+        );
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let cases = [
+            (
+                r#"{"budget": {"retryRatio": 1.5}}"#,
+                "budget.retryRatio: 1.5 is not between 0 and 1",
+            ),
+            (
+                r#"{"budget": {"retryRatio": -0.1}}"#,
+                "budget.retryRatio: -0.1 is not between 0 and 1",
+            ),
+            (
+                r#"{"budget": {"minRetriesPerSecond": -1}}"#,
+                "budget.minRetriesPerSecond: -1 is not between 0 and 100000",
+            ),
+            (
+                r#"{"budget": {"ttl": "500ms"}}"#,
+                "budget.ttl: 500ms is not between 1s and 60s",
+            ),
+            (
+                r#"{"budget": {"ttl": "10"}}"#,
+                "budget.ttl: \"10\" is not a duration (write it as 10s, 250ms, 1.5s or 1m30s)",
+            ),
+            (
+                r#"{"budget": {"retryRatoi": 0.2}}"#,
+                "budget.retryRatoi: unknown field `retryRatoi`, expected one of `retryRatio`, `minRetriesPerSecond`, `ttl` at line 1 column 24",
+            ),
+            (
+                r#"{"budget": {"retryRatio": "high"}}"#,
+                "budget.retryRatio: invalid type: string \"high\", expected f64 at line 1 column 32",
+            ),
+            (
+                r#"{"tokenBucket": {"maxTokens": 0, "tokenRatio": 0.1}}"#,
+                "tokenBucket.maxTokens: 0 is not between 1 and 1000",
+            ),
+            (
+                r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0}}"#,
+                "tokenBucket.tokenRatio: 0 is not between 0.001 and 10",
+            ),
+            (
+                r#"{"tokenBucket": {"maxTokens": 10}}"#,
+                "tokenBucket: missing field `tokenRatio` at line 1 column 33",
+            ),
+            (
+                r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.1}, "attempts": 5}"#,
+                "attempts: 5 is not between 0 and 4 (gRPC allows at most 5 attempts)",
+            ),
+            (
+                r#"{"budget": {}, "tokenBucket": {"maxTokens": 10, "tokenRatio": 0.1}}"#,
+                "tokenBucket: set either budget or tokenBucket, not both",
+            ),
+            (
+                r#"{"attempts": 11}"#,
+                "attempts: 11 is not between 0 and 10",
+            ),
+            (
+                r#"{"attempts": -1}"#,
+                "attempts: -1 is not between 0 and 10",
+            ),
+            (
+                r#"{"retryOn": "5xx,teapot"}"#,
+                "retryOn: \"teapot\" is not an Envoy retry condition (5xx, gateway-error, reset, connect-failure, retriable-4xx, refused-stream, retriable-status-codes, ..., a gRPC condition such as unavailable, or a status code)",
+            ),
+            (
+                r#"{"retryOn": "5xx,999"}"#,
+                "retryOn: 999 is not an HTTP status code (100-599)",
+            ),
+            (r#"{"retryOn": ""}"#, "retryOn: is empty"),
+            (
+                r#"{"perTryTimeout": "0s"}"#,
+                "perTryTimeout: 0s is not between 1ms and 3600s",
+            ),
+            (
+                r#"{"scope": "tenant"}"#,
+                "scope: unknown variant `tenant`, expected one of `cluster`, `route`, `header`, `property` at line 1 column 18",
+            ),
+            (
+                r#"{"scope": {"header": "X-Tenant"}}"#,
+                "scope.header: \"X-Tenant\" is not a lower-case header name (letters, digits, '-', '_')",
+            ),
+            (
+                r#"{"scope": {"property": "xds..route"}}"#,
+                "scope.property: \"xds..route\" is not a property path (dot-separated names, e.g. xds.route_name)",
+            ),
+            (
+                r#"{"maxScopes": 0}"#,
+                "maxScopes: 0 is not between 1 and 1024",
+            ),
+            (
+                r#"{"ratio": 0.2}"#,
+                "ratio: unknown field `ratio`, expected one of `budget`, `tokenBucket`, `attempts`, `retryOn`, `perTryTimeout`, `scope`, `maxScopes`, `suppressCallerRetries` at line 1 column 8",
+            ),
+            (
+                "{",
+                "config: EOF while parsing an object at line 1 column 1",
+            ),
+            (r#"{} {}"#, "config: trailing characters at line 1 column 4"),
+        ];
+        for (json, expected) in cases {
+            assert_eq!(refused(json), expected, "{json}");
+        }
+    }
+}
