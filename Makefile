@@ -39,12 +39,14 @@ lint: wasm-target
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(WASM_PACKAGES)) -- -D warnings
 
 test: wasm-target envoy wasm lint
+	@scripts/install-chromium.sh
 	$(CARGO) test --workspace
 
 bench: wasm-target envoy wasm
 	@scripts/install-wrk.sh
 	$(CARGO) bench -p proxy-wasm-harness --bench harness
 	$(CARGO) run --release -p envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
+	$(CARGO) bench -p airport-e2e --bench pipeline
 
 DEMO_PORT ?= 8080
 SERVICE_PACKAGES := camera-agent collector section alerts control-panel airport-e2e
