@@ -45,7 +45,7 @@ test: wasm-target envoy wasm lint
 bench: wasm-target envoy wasm
 	@scripts/install-wrk.sh
 	$(CARGO) bench -p proxy-wasm-harness --bench harness
-	$(CARGO) run --release -p envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
+	$(CARGO) run --release -p envoy-bench --bin envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
 	$(CARGO) bench -p airport-e2e --bench pipeline
 
 DEMO_PORT ?= 8080

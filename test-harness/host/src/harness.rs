@@ -451,7 +451,9 @@ impl Harness {
 
     /// Envoy runs a local reply through the encoder filters, this plugin's
     /// response callbacks included: `:status`, the plugin's headers,
-    /// `content-length` and `content-type: text/plain` when there is a body.
+    /// `content-length` and `content-type: text/plain` when there is a body,
+    /// and no `content-type` at all when there is none (`application/grpc`
+    /// for a gRPC request).
     fn deliver_local_response(&mut self, id: StreamId) -> Result<(), HarnessError> {
         let Some(local) = self.stream(id)?.local_response.clone() else {
             return Ok(());
@@ -461,7 +463,19 @@ impl Harness {
         for (k, v) in &local.headers {
             headers.add(k, v);
         }
-        if !local.body.is_empty() {
+        let grpc_request = self
+            .stream(id)?
+            .request_headers()
+            .and_then(|h| h.get("content-type"))
+            .is_some_and(|t| t.starts_with("application/grpc"));
+        if grpc_request {
+            // Envoy answers a gRPC request's local reply as gRPC.
+            headers.replace("content-type", "application/grpc");
+        } else if local.body.is_empty() {
+            // Envoy drops the content type of a reply with no body, even one
+            // the plugin asked for (test-harness/ENVOY-FACTS.md).
+            headers.remove("content-type");
+        } else {
             headers.replace("content-length", &local.body.len().to_string());
             if headers.get("content-type").is_none() {
                 headers.add("content-type", "text/plain");

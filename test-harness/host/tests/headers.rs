@@ -185,3 +185,17 @@ fn a_replaced_body_with_a_stale_content_length_is_reported() {
         "{error}"
     );
 }
+
+#[test]
+fn a_local_response_without_a_body_has_no_content_type() {
+    // As Envoy does, even when the plugin asked for one.
+    let (mut harness, worker) = start("");
+    let exchange = harness
+        .exchange(worker, ops("/", &["local 204"]), |_| {
+            panic!("must not reach upstream")
+        })
+        .unwrap();
+    assert_eq!(exchange.status(), Some(204));
+    assert_eq!(exchange.response_header("content-type"), None);
+    assert_eq!(exchange.response_header("x-local"), Some("test-plugin"));
+}

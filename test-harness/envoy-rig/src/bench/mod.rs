@@ -86,6 +86,12 @@ pub struct Config {
     /// (with Envoy's reason) instead of failing the whole benchmark; for
     /// features a given Envoy build may lack, such as a Wasm runtime.
     pub optional: bool,
+    /// Routes replacing the default one (`/` to the upstream), for rows
+    /// whose routing is what is measured (weighted clusters, header matches).
+    pub routes: Vec<Route>,
+    /// Clusters besides the default one, for `routes` to name: each is
+    /// another name for the same upstream.
+    pub clusters: Vec<String>,
 }
 
 impl Config {
@@ -98,6 +104,8 @@ impl Config {
             expect_upstream_headers: Vec::new(),
             expect_response_headers: Vec::new(),
             optional: false,
+            routes: Vec::new(),
+            clusters: Vec::new(),
         }
     }
 
@@ -146,21 +154,46 @@ impl Config {
         self
     }
 
+    /// Appends a route; the first one replaces the default route.
+    #[must_use]
+    pub fn route(mut self, route: Route) -> Self {
+        self.routes.push(route);
+        self
+    }
+
+    /// Declares cluster `name`, another name for the same upstream.
+    #[must_use]
+    pub fn cluster(mut self, name: impl Into<String>) -> Self {
+        self.clusters.push(name.into());
+        self
+    }
+
     /// The bootstrap of this configuration's Envoy, forwarding to `upstream_port`.
     pub fn bootstrap(&self, upstream_port: u16) -> Bootstrap {
+        let routes = if self.routes.is_empty() {
+            vec![Route::new(
+                RouteMatch::prefix("/"),
+                RouteAction::cluster(CLUSTER),
+            )]
+        } else {
+            self.routes.clone()
+        };
+        let host = routes
+            .into_iter()
+            .fold(VirtualHost::new("all"), VirtualHost::route);
         let listener = self.filters.iter().cloned().fold(
             Listener::new(LISTENER)
                 // One log line per request would be measured too.
                 .access_log(false)
-                .virtual_host(VirtualHost::new("all").route(Route::new(
-                    RouteMatch::prefix("/"),
-                    RouteAction::cluster(CLUSTER),
-                ))),
+                .virtual_host(host),
             Listener::filter,
         );
-        Bootstrap::new()
-            .listener(listener)
-            .cluster(Cluster::new(CLUSTER, upstream_port))
+        self.clusters.iter().fold(
+            Bootstrap::new()
+                .listener(listener)
+                .cluster(Cluster::new(CLUSTER, upstream_port)),
+            |bootstrap, name| bootstrap.cluster(Cluster::new(name.clone(), upstream_port)),
+        )
     }
 }
 
@@ -646,6 +679,35 @@ mod tests {
             Options::default().planned_load_time(3),
             Duration::from_secs(3 * (1 + 5 * 5))
         );
+    }
+
+    #[test]
+    fn routes_and_clusters_replace_the_default_route() {
+        let config = Config::new("weighted")
+            .route(Route::new(
+                RouteMatch::prefix("/"),
+                RouteAction::weighted([("v1", 90), ("v2", 10)]),
+            ))
+            .cluster("v1")
+            .cluster("v2");
+        let json = config.bootstrap(4321).to_json();
+        let routes = &json["static_resources"]["listeners"][0]["filter_chains"][0]["filters"][0]["typed_config"]
+            ["route_config"]["virtual_hosts"][0]["routes"];
+        assert_eq!(routes.as_array().map(Vec::len), Some(1));
+        assert_eq!(
+            routes[0]["route"]["weighted_clusters"]["clusters"][1]["name"],
+            "v2"
+        );
+        let clusters = json["static_resources"]["clusters"].as_array().unwrap();
+        let names: Vec<&str> = clusters.iter().filter_map(|c| c["name"].as_str()).collect();
+        assert_eq!(names, [CLUSTER, "v1", "v2"]);
+        for cluster in clusters {
+            assert_eq!(
+                cluster["load_assignment"]["endpoints"][0]["lb_endpoints"][0]["endpoint"]["address"]
+                    ["socket_address"]["port_value"],
+                4321
+            );
+        }
     }
 
     #[test]
