@@ -55,8 +55,6 @@ pub enum Rejection {
     Expired,
     #[error("issued in the future")]
     FromTheFuture,
-    #[error("for an unknown subset")]
-    UnknownSubset,
 }
 
 /// Which key verified a cookie.

@@ -4,11 +4,14 @@
 //! 1. The first rule that matches picks the subset. The cookie is neither
 //!    read nor written: a rule is an override, not an assignment.
 //! 2. A valid cookie (well-formed, signed with the current or previous key,
-//!    not expired, for a configured subset) gives the user's bucket. The
-//!    subset is the one that owns the bucket under the current weights: the
-//!    cookie's own subset when the split still puts the bucket there (a
-//!    sticky hit), another one after a ramp or a rollback (a reassignment,
-//!    and the cookie is rewritten).
+//!    not expired) gives the user's bucket. The subset is the one that owns
+//!    the bucket under the current weights: the cookie's own subset when the
+//!    split still puts the bucket there (a sticky hit), another one after a
+//!    ramp or a rollback (a reassignment, and the cookie is rewritten). A
+//!    cookie whose subset is no longer configured (removed in a rollback)
+//!    keeps its bucket too, and is re-mapped and rewritten the same way: so
+//!    removing a subset moves exactly that subset's users, each to the
+//!    subset that now owns their bucket, the same one on every proxy.
 //! 3. Otherwise the user gets a new bucket: the hash of the `identity`
 //!    header when the request has one, else a random draw; and a new cookie.
 //!
@@ -52,8 +55,9 @@ pub enum Reason {
     /// A valid cookie, and its bucket still maps to its subset.
     Sticky,
     /// A valid cookie whose bucket now maps to another subset (after a
-    /// ramp or a rollback); `from` is the cookie's subset index.
-    Reassigned { from: usize },
+    /// ramp or a rollback); `from` is the cookie's subset index, `None` when
+    /// the configuration no longer has the cookie's subset (it was removed).
+    Reassigned { from: Option<usize> },
     /// No valid cookie: a new bucket.
     Assigned { source: BucketSource },
 }
@@ -78,7 +82,8 @@ pub struct Decision<'c> {
 #[derive(Debug, Clone, Copy)]
 struct ValidCookie {
     bucket: u16,
-    subset: usize,
+    /// The cookie's subset, `None` when it is no longer configured.
+    subset: Option<usize>,
     issued: u64,
     verified: Verified,
 }
@@ -113,7 +118,7 @@ impl Config {
 
         if let Some(cookie) = valid {
             let subset = self.split.subset_of(cookie.bucket);
-            let (reason, rewrite) = if subset == cookie.subset {
+            let (reason, rewrite) = if cookie.subset == Some(subset) {
                 let age = view.now.saturating_sub(cookie.issued);
                 let stale = age.saturating_mul(2) >= self.cookie.max_age;
                 (
@@ -176,12 +181,12 @@ impl Config {
             .set_cookie(&self.cookie.codec.encode(bucket, name, now))
     }
 
-    /// Checks one cookie value: format and signature, then subset and age.
+    /// Checks one cookie value: format and signature, then age. A subset the
+    /// configuration does not have is no reason to refuse it: the bucket,
+    /// which the signature vouches for, is what places the user.
     fn check_cookie(&self, value: &str, now: u64) -> Result<ValidCookie, Rejection> {
         let (cookie, verified) = self.cookie.codec.decode(value)?;
-        let subset = self
-            .subset_index(cookie.subset)
-            .ok_or(Rejection::UnknownSubset)?;
+        let subset = self.subset_index(cookie.subset);
         if cookie.issued > now.saturating_add(CLOCK_SKEW_SECS) {
             return Err(Rejection::FromTheFuture);
         }

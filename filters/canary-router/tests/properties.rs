@@ -54,6 +54,40 @@ fn ramp() -> impl Strategy<Value = (Vec<u8>, Vec<u8>)> {
     })
 }
 
+/// Weights for 2 to 4 subsets, the index of the one to remove, and the
+/// index (among the old subsets) of the neighbour that takes its weight: the
+/// one before it or the one after it.
+fn removal() -> impl Strategy<Value = (Vec<u8>, usize, usize)> {
+    any_weights().prop_flat_map(|weights| {
+        let n = weights.len();
+        (Just(weights), 0..n, any::<bool>()).prop_map(move |(weights, removed, after)| {
+            let heir = match removed {
+                0 => 1,
+                r if r == n - 1 => r - 1,
+                r if after => r + 1,
+                r => r - 1,
+            };
+            (weights, removed, heir)
+        })
+    })
+}
+
+/// A signed configuration of subsets `s0, s1, ...` (named by their index in
+/// `names`), with `weights`.
+fn named_subsets(names: &[usize], weights: &[u8]) -> Config {
+    let subsets = names
+        .iter()
+        .zip(weights)
+        .map(|(name, weight)| format!(r#"{{"name": "s{name}", "weight": {weight}}}"#))
+        .collect::<Vec<_>>()
+        .join(", ");
+    let json = format!(
+        r#"{{"subsets": [{subsets}], "identity": "x-user-id",
+            "cookie": {{"maxAge": "1d", "signingKey": {{"inline": "{KEY}"}}}}}}"#
+    );
+    Config::from_json(json.as_bytes(), &no_env).unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn split(weights: &[u8]) -> Split {
     Split::new(weights).expect("weights sum to 100")
 }
@@ -130,6 +164,77 @@ proptest! {
             }
         }
         prop_assert_eq!(moved, 100 * u32::from(high - low));
+    }
+
+    #[test]
+    fn removing_a_subset_moves_only_that_subsets_users(
+        (weights, removed, heir) in removal(),
+        sample in prop::collection::vec(0..BUCKETS, 1..24),
+        random: u64,
+    ) {
+        // Before: subsets s0..sn. After: s`removed` is gone and its weight
+        // went to its neighbour s`heir`; the order is kept.
+        let n = weights.len();
+        let names: Vec<usize> = (0..n).filter(|&i| i != removed).collect();
+        let mut new_weights: Vec<u8> = Vec::with_capacity(n - 1);
+        for &i in &names {
+            let extra = if i == heir { weights[removed] } else { 0 };
+            new_weights.push(weights[i] + extra);
+        }
+        let (before, after) = (split(&weights), split(&new_weights));
+
+        // The split: every bucket keeps its subset unless the removed one
+        // owned it, and those buckets all go to the heir.
+        let mut moved = 0u32;
+        for bucket in 0..BUCKETS {
+            let old_owner = before.subset_of(bucket);
+            let new_owner = names[after.subset_of(bucket)];
+            if old_owner == removed {
+                moved += 1;
+                prop_assert_eq!(new_owner, heir, "bucket {}", bucket);
+            } else {
+                prop_assert_eq!(new_owner, old_owner, "bucket {}", bucket);
+            }
+        }
+        prop_assert_eq!(moved, 100 * u32::from(weights[removed]));
+
+        // The decision, with cookies signed before the removal: the removed
+        // subset's users keep their bucket, move to the heir and get a new
+        // cookie; nobody else moves or gets one. Neither the random draw nor
+        // the identity header changes the answer.
+        let old_config = named_subsets(&(0..n).collect::<Vec<_>>(), &weights);
+        let new_config = named_subsets(&names, &new_weights);
+        for bucket in sample {
+            let old_owner = before.subset_of(bucket);
+            let old_name = format!("s{old_owner}");
+            let value = old_config.cookie().codec.encode(bucket, &old_name, NOW);
+            let headers = vec![
+                ("cookie".to_string(), format!("canary={value}")),
+                ("x-user-id".to_string(), format!("user-{random}")),
+            ];
+            let decision = new_config.decide(&view(&headers, random));
+            let again = new_config.decide(&view(&headers[..1], random.wrapping_add(1)));
+            prop_assert_eq!(decision.bucket, Some(bucket));
+            prop_assert_eq!(decision.rejected, None);
+            prop_assert_eq!(&decision, &again);
+            if old_owner == removed {
+                let heir_name = format!("s{heir}");
+                prop_assert_eq!(decision.subset_name, heir_name.as_str());
+                prop_assert_eq!(decision.reason, Reason::Reassigned { from: None });
+                let rewritten = cookie_header(decision.set_cookie.as_deref().unwrap());
+                let prefix = format!("canary=c1.{bucket}.{heir_name}.{NOW}.");
+                prop_assert!(rewritten[0].1.starts_with(&prefix), "{}", rewritten[0].1);
+                // The rewritten cookie sticks.
+                let next = new_config.decide(&view(&rewritten, 0));
+                prop_assert_eq!(next.reason, Reason::Sticky);
+                prop_assert_eq!(next.subset_name, heir_name.as_str());
+                prop_assert_eq!(next.set_cookie, None);
+            } else {
+                prop_assert_eq!(decision.subset_name, old_name.as_str());
+                prop_assert_eq!(decision.reason, Reason::Sticky);
+                prop_assert_eq!(decision.set_cookie, None);
+            }
+        }
     }
 
     #[test]

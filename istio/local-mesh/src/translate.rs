@@ -74,7 +74,28 @@ pub fn translate(
     service_ports: &BTreeMap<String, u16>,
     plugins: &BTreeMap<String, Vec<HttpFilter>>,
 ) -> Result<(Bootstrap, Listeners), MeshError> {
-    let of_kind = |kind: &'static str| documents.iter().filter(move |d| d["kind"] == kind);
+    // As `kubectl apply` leaves a cluster: a later document with the same
+    // kind, namespace and name replaces the earlier one.
+    let mut latest: Vec<&Value> = Vec::new();
+    for doc in documents {
+        let key = |d: &Value| {
+            (
+                d["kind"].clone(),
+                d["metadata"]["namespace"].clone(),
+                d["metadata"]["name"].clone(),
+            )
+        };
+        match latest.iter().position(|d| key(d) == key(doc)) {
+            Some(index) => latest[index] = doc,
+            None => latest.push(doc),
+        }
+    }
+    let of_kind = move |kind: &'static str| {
+        latest
+            .clone()
+            .into_iter()
+            .filter(move |d| d["kind"] == kind)
+    };
     let mut bootstrap = Bootstrap::new();
     let mut listeners = Listeners::default();
 

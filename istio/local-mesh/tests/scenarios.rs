@@ -183,3 +183,55 @@ fn every_manifest_in_istio_translates_to_a_bootstrap_envoy_accepts() {
             .unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
+
+#[test]
+fn a_scenario_replaces_the_apps_virtual_service_of_the_same_name() {
+    // cpanel-canary-sticky redefines VirtualService `airport`: as after
+    // `kubectl apply`, only its routes are in force, so the route header
+    // the canary plugin sets reaches cpanel v2.
+    let hosts = [
+        "camera-1",
+        "camera-2",
+        "collector",
+        "alerts",
+        "section-1",
+        "image-analysis",
+    ];
+    let upstreams: Vec<Upstream> = hosts.iter().map(|h| Upstream::start(*h).unwrap()).collect();
+    let (v1, v2) = (
+        Upstream::start("cpanel-v1").unwrap(),
+        Upstream::start("cpanel-v2").unwrap(),
+    );
+    let mut workloads: Vec<Workload> = hosts
+        .iter()
+        .zip(&upstreams)
+        .map(|(h, u)| workload(u, h, "v1"))
+        .collect();
+    workloads.push(workload(&v1, "cpanel", "v1"));
+    workloads.push(workload(&v2, "cpanel", "v2"));
+    let files = [
+        "app/gateway.yaml",
+        "app/virtual-services.yaml",
+        "app/destination-rules.yaml",
+        "scenarios/cpanel-canary-sticky.yaml",
+    ];
+    let (bootstrap, listeners) = translate(
+        &manifests(&files),
+        &workloads,
+        0,
+        &BTreeMap::new(),
+        &BTreeMap::new(),
+    )
+    .unwrap();
+    let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
+    let url = envoy
+        .listener_url(listeners.gateway.as_deref().unwrap())
+        .unwrap();
+    let canary = Request::get(format!("{url}/"))
+        .header("x-canary-subset", "v2")
+        .send()
+        .unwrap();
+    let stable = Request::get(format!("{url}/")).send().unwrap();
+    assert_eq!(canary.header("x-upstream"), Some("cpanel-v2"));
+    assert_eq!(stable.header("x-upstream"), Some("cpanel-v1"));
+}

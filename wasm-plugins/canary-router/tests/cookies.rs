@@ -1,5 +1,5 @@
 //! The assignment cookie in the harness: absent, present, forged, expired,
-//! for an unknown subset, malformed; refreshed; beside the app's cookies.
+//! for a removed subset, malformed; refreshed; beside the app's cookies.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod common;
@@ -139,23 +139,74 @@ fn a_cookie_past_half_its_life_is_refreshed_in_place() {
 }
 
 #[test]
-fn a_cookie_for_an_unknown_subset_is_replaced() {
-    let (mut harness, worker) = start(&config_json(50, ""));
-    // Properly signed, but for a subset this configuration does not have.
-    let v3 = signer(&["v3"], KEY)
-        .cookie()
-        .codec
-        .encode(42, "v3", now_secs(&harness));
+fn a_cookie_for_a_removed_subset_keeps_its_bucket() {
+    // Rollback by removal: v1 80 / v2 10 / v3 10 became v1 80 / v2 20. The
+    // v3 users' cookies are properly signed, for a subset that is gone.
+    let (mut harness, worker) = start(&config_json(20, ""));
+    let now = now_secs(&harness);
+    let three = signer(&["v1", "v2", "v3"], KEY);
+    for bucket in [9_000, 9_999, 9_500] {
+        let v3 = three.cookie().codec.encode(bucket, "v3", now);
+        // Twice, with other random draws in between: the same answer.
+        for _ in 0..2 {
+            let exchange = send(
+                &mut harness,
+                worker,
+                Request::get("/").header("cookie", &format!("canary={v3}")),
+            );
+            assert_eq!(routed_to(&exchange), "v2");
+            let rewritten = cookie_value(&canary_set_cookie(&exchange).expect("rewritten"));
+            assert_eq!(cookie_bucket(&rewritten), bucket);
+            assert_eq!(cookie_subset(&rewritten), "v2");
+            send(&mut harness, worker, Request::get("/"));
+        }
+    }
+    // A v3 cookie in a bucket v1 owns now lands on v1.
+    let v3 = three.cookie().codec.encode(42, "v3", now);
     let exchange = send(
         &mut harness,
         worker,
         Request::get("/").header("cookie", &format!("canary={v3}")),
     );
-    let subset = routed_to(&exchange).to_string();
-    assert!(subset == "v1" || subset == "v2");
+    assert_eq!(routed_to(&exchange), "v1");
+    let rewritten = cookie_value(&canary_set_cookie(&exchange).unwrap());
+    assert_eq!(
+        (
+            cookie_bucket(&rewritten),
+            cookie_subset(&rewritten).as_str()
+        ),
+        (42, "v1")
+    );
+    // The rewritten cookie then sticks.
+    let again = send(
+        &mut harness,
+        worker,
+        Request::get("/").header("cookie", &format!("canary={rewritten}")),
+    );
+    assert_eq!(routed_to(&again), "v1");
+    assert_eq!(canary_set_cookie(&again), None);
+    assert_eq!(harness.counter("canary_router.reassignments"), Some(7));
+    assert_eq!(harness.counter("canary_router.sticky_hits"), Some(1));
+    assert_eq!(harness.counter("canary_router.rejected_cookies"), Some(0));
+}
+
+#[test]
+fn a_forged_cookie_for_a_removed_subset_is_replaced() {
+    let (mut harness, worker) = start(&config_json(20, ""));
+    let v3 =
+        signer(&["v1", "v2", "v3"], NEW_KEY)
+            .cookie()
+            .codec
+            .encode(9_999, "v3", now_secs(&harness));
+    let exchange = send(
+        &mut harness,
+        worker,
+        Request::get("/").header("cookie", &format!("canary={v3}")),
+    );
     let replaced = cookie_value(&canary_set_cookie(&exchange).unwrap());
-    assert_eq!(cookie_subset(&replaced), subset);
+    assert_eq!(cookie_subset(&replaced), routed_to(&exchange));
     assert_eq!(harness.counter("canary_router.rejected_cookies"), Some(1));
+    assert_eq!(harness.counter("canary_router.reassignments"), Some(0));
 }
 
 #[test]

@@ -1,11 +1,12 @@
 //! The rollout in a real Envoy: new users split by weight, each stays on
-//! their version, ramping up only moves users onto the canary, and a
-//! rollback moves everyone back and rewrites their cookie.
+//! their version, ramping up only moves users onto the canary, a rollback
+//! moves everyone back and rewrites their cookie, and removing the canary's
+//! subset altogether moves only its users.
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 mod envoy;
 
-use envoy::{User, Versions, config, counter, each_user};
+use envoy::{ROUTE_HEADER, User, Versions, config, counter, each_user};
 
 const USERS: usize = 2_000;
 const FOLLOW_UPS: usize = 20;
@@ -147,4 +148,52 @@ fn ramping_10_50_100_moves_users_only_onto_the_canary_and_rollback_moves_them_ba
             .all(|s| s.version == "v1" && s.set_cookie.is_none())
     );
     assert_eq!(counter(&envoy, "canary_router.sticky_hits"), USERS as u64);
+}
+
+#[test]
+fn removing_the_canary_subset_moves_only_its_users_and_rewrites_their_cookie() {
+    const FEW: usize = 200;
+    let versions = Versions::start();
+    let mut users = vec![User::new(); FEW];
+    let at_50 = {
+        let envoy = versions.envoy(&config(50, ""));
+        let base = envoy.url().unwrap();
+        each_user(&mut users, |_, user| user.visit(&base).version)
+    };
+    let buckets: Vec<u16> = users.iter().map(|u| u.cookie_bucket().unwrap()).collect();
+
+    // v2 is gone from the configuration: its signed cookies name a subset
+    // the plugin no longer has.
+    let only_v1 = format!(
+        r#"{{"subsets": [{{"name": "v1", "weight": 100}}],
+            "routeHeader": "{ROUTE_HEADER}",
+            "cookie": {{"name": "canary", "maxAge": "7d", "signingKey": {{"env": "CANARY_KEY"}}}}}}"#
+    );
+    let envoy = versions.envoy(&only_v1);
+    let base = envoy.url().unwrap();
+    let after = each_user(&mut users, |_, user| user.visit(&base));
+    for (i, (before, seen)) in at_50.iter().zip(&after).enumerate() {
+        assert_eq!(seen.version, "v1", "user {i}");
+        if before == "v2" {
+            let set_cookie = seen.set_cookie.as_deref().unwrap_or_default();
+            assert!(
+                set_cookie.starts_with(&format!("canary=c1.{}.v1.", buckets[i])),
+                "user {i}: cookie not rewritten with its bucket: {set_cookie:?}"
+            );
+        } else {
+            assert!(
+                seen.set_cookie.is_none(),
+                "user {i}: a v1 user got a new cookie"
+            );
+        }
+        assert_eq!(users[i].cookie_bucket(), Some(buckets[i]), "user {i}");
+    }
+    let moved = at_50.iter().filter(|v| *v == "v2").count() as u64;
+    assert_eq!(counter(&envoy, "canary_router.reassignments"), moved);
+    assert_eq!(
+        counter(&envoy, "canary_router.sticky_hits"),
+        FEW as u64 - moved
+    );
+    assert_eq!(counter(&envoy, "canary_router.rejected_cookies"), 0);
+    assert_eq!(counter(&envoy, "canary_router.assigned.v1"), 0);
 }
