@@ -2,9 +2,7 @@
 //! The real `collector` binary: configured from the environment, answers the
 //! seed's `/status`, and exits cleanly on SIGTERM.
 
-use std::time::Duration;
-
-use airport_common::testing::ChildService;
+use airport_common::testing::probe_status_then_terminate;
 
 #[test]
 fn the_binary_serves_status_and_stops_on_sigterm() {
@@ -13,25 +11,8 @@ fn the_binary_serves_status_and_stops_on_sigterm() {
         ("SECTION_DB", dir.path().join("s.db").display().to_string()),
         ("ALERTS_DB", dir.path().join("a.db").display().to_string()),
     ];
-    let svc = ChildService::spawn(
-        env!("CARGO_BIN_EXE_collector"),
-        &[],
-        &env,
-        Duration::from_secs(20),
-    )
-    .unwrap();
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    let status = rt.block_on(async {
-        airport_common::HttpClient::default()
-            .get(&format!("{}/status", svc.url()), Duration::from_secs(10))
-            .await
-            .unwrap()
-    });
-    assert_eq!(status.status, 200);
-    assert_eq!(status.text(), "Collector v1 : Online");
-    let exit = svc.terminate(Duration::from_secs(10)).unwrap();
-    assert!(exit.success(), "exit {exit}");
+    let probe = probe_status_then_terminate(env!("CARGO_BIN_EXE_collector"), &env).unwrap();
+    assert_eq!(probe.code, 200);
+    assert_eq!(probe.body, "Collector v1 : Online");
+    assert!(probe.exit.success(), "exit {}", probe.exit);
 }

@@ -130,3 +130,37 @@ impl Drop for ChildService {
         }
     }
 }
+
+/// What a service binary showed in the basic probe: the status code and
+/// body of its `/status`, then its exit status after SIGTERM.
+#[derive(Debug)]
+pub struct StatusProbe {
+    pub code: u16,
+    pub body: String,
+    pub exit: ExitStatus,
+}
+
+/// Starts `program` with `env`, asks its `/status`, then stops it with
+/// SIGTERM: the check every service binary's own test makes.
+pub fn probe_status_then_terminate(
+    program: &str,
+    env: &[(&str, String)],
+) -> Result<StatusProbe, String> {
+    let service = ChildService::spawn(program, &[], env, Duration::from_secs(20))?;
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| format!("cannot build a runtime: {e}"))?;
+    let response = runtime
+        .block_on(crate::HttpClient::default().get(
+            &format!("{}/status", service.url()),
+            Duration::from_secs(10),
+        ))
+        .map_err(|e| format!("GET /status: {e}"))?;
+    let exit = service.terminate(Duration::from_secs(10))?;
+    Ok(StatusProbe {
+        code: response.status.as_u16(),
+        body: response.text(),
+        exit,
+    })
+}
