@@ -1,0 +1,149 @@
+//! The HTTP plumbing the two vision services share (`image-analysis` and
+//! `face-recognition`): an [`InferencePool`] that runs model inference on a
+//! fixed set of threads with a bounded queue (503 `overloaded` when full), the
+//! [`ImageBody`] extractor that answers every malformed image request with
+//! the contract's 4xx code before any model runs, the settings both read from
+//! the environment, per-stage timings and the `/metrics` page.
+//!
+//! The models themselves live in `airport-vision`; this crate knows nothing
+//! about faces.
+
+pub mod body;
+pub mod config;
+pub mod pool;
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use airport_common::ApiError;
+
+pub use body::{ImageBody, ImageKind, ImageLimits, bad_image, too_large};
+pub use config::ServingConfig;
+pub use pool::{InferencePool, PoolError, PoolSnapshot, Ran};
+
+/// The answer to a [`PoolError`]: 503 `overloaded` with `Retry-After` when
+/// full, 500 otherwise.
+pub fn pool_error(e: PoolError, retry_after_secs: u32) -> ApiError {
+    match e {
+        PoolError::Full { .. } => ApiError::overloaded(e.to_string(), retry_after_secs),
+        PoolError::Stopped => ApiError::overloaded(
+            "the service is shutting down; retry elsewhere",
+            retry_after_secs,
+        ),
+        PoolError::Panicked(_) => ApiError::internal(e.to_string()),
+    }
+}
+
+/// Checks that the model directory exists, with the one line an operator
+/// needs if not.
+pub fn require_models_dir(dir: &Path) -> Result<(), String> {
+    if dir.is_dir() {
+        Ok(())
+    } else {
+        Err(format!(
+            "models not found in {}: run make models",
+            dir.display()
+        ))
+    }
+}
+
+/// Milliseconds per stage, for `timings_ms`.
+#[derive(Debug, Clone, Default)]
+pub struct Timings {
+    stages: BTreeMap<String, f64>,
+}
+
+impl Timings {
+    /// No stages yet.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Records a stage's duration (added to any earlier one of that name).
+    pub fn add(&mut self, stage: &str, d: Duration) {
+        *self.stages.entry(stage.to_string()).or_insert(0.0) += millis(d);
+    }
+
+    /// Runs `f`, recording its duration as `stage`.
+    pub fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> T) -> T {
+        let start = Instant::now();
+        let out = f();
+        self.add(stage, start.elapsed());
+        out
+    }
+
+    /// The stages, with `total` set to `total`.
+    pub fn finish(mut self, total: Duration) -> BTreeMap<String, f64> {
+        self.stages.insert("total".to_string(), millis(total));
+        self.stages
+    }
+}
+
+fn millis(d: Duration) -> f64 {
+    // Microsecond resolution is plenty and keeps the JSON short.
+    (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// The pool's part of a `/metrics` page (Prometheus text), names prefixed
+/// with `prefix` (e.g. `image_analysis`).
+pub fn pool_metrics(prefix: &str, pool: &InferencePool) -> String {
+    let s = pool.stats();
+    let rows = [
+        ("pool_workers", "gauge", pool.workers() as u64),
+        ("pool_queue_depth", "gauge", pool.queue_depth() as u64),
+        ("pool_queued", "gauge", s.queued),
+        ("pool_busy", "gauge", s.busy),
+        ("frames_completed_total", "counter", s.completed),
+        ("frames_overloaded_total", "counter", s.rejected),
+        ("frames_abandoned_total", "counter", s.abandoned),
+        ("frames_panicked_total", "counter", s.panicked),
+    ];
+    let mut out = String::new();
+    for (name, kind, v) in rows {
+        let _ = writeln!(out, "# TYPE {prefix}_{name} {kind}\n{prefix}_{name} {v}");
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+    use super::*;
+
+    #[test]
+    fn full_is_503_with_retry_after_and_a_panic_is_500() {
+        let e = pool_error(
+            PoolError::Full {
+                workers: 2,
+                queued: 8,
+            },
+            3,
+        );
+        assert_eq!((e.status().as_u16(), e.code()), (503, "overloaded"));
+        let resp = axum::response::IntoResponse::into_response(e);
+        assert_eq!(resp.headers()["retry-after"], "3");
+        let e = pool_error(PoolError::Panicked("x".into()), 3);
+        assert_eq!(e.status().as_u16(), 500);
+    }
+
+    #[test]
+    fn a_missing_model_dir_is_one_clear_line() {
+        let e = require_models_dir(Path::new("/nonexistent/models")).unwrap_err();
+        assert_eq!(
+            e,
+            "models not found in /nonexistent/models: run make models"
+        );
+    }
+
+    #[test]
+    fn timings_in_milliseconds_with_a_total() {
+        let mut t = Timings::new();
+        t.add("detect", Duration::from_micros(41_500));
+        t.add("detect", Duration::from_micros(500));
+        let m = t.finish(Duration::from_millis(50));
+        assert_eq!(m["detect"], 42.0);
+        assert_eq!(m["total"], 50.0);
+    }
+}
