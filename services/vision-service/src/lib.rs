@@ -15,9 +15,14 @@ pub mod pool;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use airport_common::ApiError;
+use axum::extract::{Request, State};
+use axum::middleware::Next;
+use axum::response::Response;
 
 pub use body::{ImageBody, ImageKind, ImageLimits, bad_image, too_large};
 pub use config::ServingConfig;
@@ -86,19 +91,61 @@ fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
 }
 
-/// The pool's part of a `/metrics` page (Prometheus text), names prefixed
-/// with `prefix` (e.g. `image_analysis`).
-pub fn pool_metrics(prefix: &str, pool: &InferencePool) -> String {
+/// Requests to the image endpoints, by outcome (a middleware counts them, so
+/// requests refused before the handler runs are counted too).
+#[derive(Debug, Default)]
+pub struct RequestCounters {
+    received: AtomicU64,
+    answered_ok: AtomicU64,
+    refused: AtomicU64,
+    failed: AtomicU64,
+}
+
+impl RequestCounters {
+    /// Requests received so far.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::SeqCst)
+    }
+}
+
+/// Middleware counting each request and its outcome (2xx, 4xx, 5xx).
+pub async fn count_requests(
+    State(counters): State<Arc<RequestCounters>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    counters.received.fetch_add(1, Ordering::SeqCst);
+    let resp = next.run(req).await;
+    let status = resp.status();
+    let counter = if status.is_client_error() {
+        &counters.refused
+    } else if status.is_server_error() {
+        &counters.failed
+    } else {
+        &counters.answered_ok
+    };
+    counter.fetch_add(1, Ordering::SeqCst);
+    resp
+}
+
+/// A `/metrics` page (Prometheus text) for the request counters and the
+/// pool, names prefixed with `prefix` (e.g. `image_analysis`).
+pub fn render_metrics(prefix: &str, counters: &RequestCounters, pool: &InferencePool) -> String {
     let s = pool.stats();
+    let l = |c: &AtomicU64| c.load(Ordering::SeqCst);
     let rows = [
+        ("requests_total", "counter", l(&counters.received)),
+        ("requests_ok_total", "counter", l(&counters.answered_ok)),
+        ("requests_refused_total", "counter", l(&counters.refused)),
+        ("requests_failed_total", "counter", l(&counters.failed)),
         ("pool_workers", "gauge", pool.workers() as u64),
         ("pool_queue_depth", "gauge", pool.queue_depth() as u64),
         ("pool_queued", "gauge", s.queued),
         ("pool_busy", "gauge", s.busy),
-        ("frames_completed_total", "counter", s.completed),
-        ("frames_overloaded_total", "counter", s.rejected),
-        ("frames_abandoned_total", "counter", s.abandoned),
-        ("frames_panicked_total", "counter", s.panicked),
+        ("jobs_completed_total", "counter", s.completed),
+        ("jobs_overloaded_total", "counter", s.rejected),
+        ("jobs_abandoned_total", "counter", s.abandoned),
+        ("jobs_panicked_total", "counter", s.panicked),
     ];
     let mut out = String::new();
     for (name, kind, v) in rows {
@@ -126,6 +173,53 @@ mod tests {
         assert_eq!(resp.headers()["retry-after"], "3");
         let e = pool_error(PoolError::Panicked("x".into()), 3);
         assert_eq!(e.status().as_u16(), 500);
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn the_middleware_counts_every_outcome_and_metrics_show_them() {
+        use axum::http::StatusCode;
+        use axum::routing::post;
+        let counters = Arc::new(RequestCounters::default());
+        let app = axum::Router::new()
+            .route("/ok", post(|| async { "fine" }))
+            .route("/bad", post(|| async { StatusCode::UNPROCESSABLE_ENTITY }))
+            .route("/boom", post(|| async { StatusCode::SERVICE_UNAVAILABLE }))
+            .route_layer(axum::middleware::from_fn_with_state(
+                counters.clone(),
+                count_requests,
+            ));
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let running = airport_common::spawn(
+            listener,
+            app,
+            airport_common::Shutdown::new(),
+            airport_common::Health::new(),
+        );
+        let client = airport_common::HttpClient::default();
+        for path in ["/ok", "/ok", "/bad", "/boom"] {
+            client
+                .send(
+                    axum::http::Method::POST,
+                    &format!("{}{path}", running.url()),
+                    &[],
+                    bytes::Bytes::new(),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+        }
+        let pool = InferencePool::new("t", 1, 0).unwrap();
+        let page = render_metrics("svc", &counters, &pool);
+        for line in [
+            "svc_requests_total 4",
+            "svc_requests_ok_total 2",
+            "svc_requests_refused_total 1",
+            "svc_requests_failed_total 1",
+            "svc_pool_workers 1",
+        ] {
+            assert!(page.lines().any(|l| l == line), "{line} not in {page}");
+        }
+        running.stop().await.unwrap();
     }
 
     #[test]
