@@ -1,9 +1,26 @@
-//! Istio resources to an Envoy bootstrap.
+//! Istio resources to an Envoy bootstrap, with Istio's meaning.
+//!
+//! The documents are read as `kubectl apply` leaves a cluster (a later
+//! document replaces an earlier one of the same kind, namespace and name),
+//! checked against the allow-list of supported fields ([`supported`]), read
+//! into typed values ([`model`]) and translated the way istiod translates
+//! them for a sidecar's outbound side and for the ingress gateway
+//! ([`routes`], [`clusters`]). What the local mesh does not implement is
+//! refused with the field's path, never dropped.
+
+mod clusters;
+mod model;
+mod routes;
+mod supported;
+mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
 
 use envoy_rig::{Bootstrap, HttpFilter, Listener, Route, VirtualHost};
+use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
+
+use model::{Destination, DestinationRuleSpec, GatewaySpec, TrafficPolicy, VirtualServiceSpec};
 
 /// A process serving one version of a service on loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -15,9 +32,11 @@ pub struct Workload {
     pub port: u16,
 }
 
-/// What went wrong translating the manifests.
+/// What went wrong translating the manifests. Every message starts with the
+/// resource (`VirtualService/cpanel`) and, below it, the field's path.
 #[derive(Debug, thiserror::Error)]
 pub enum MeshError {
+    /// A field, kind or value the local mesh does not implement.
     #[error("{resource}: {message}")]
     Unsupported { resource: String, message: String },
     #[error(
@@ -30,6 +49,10 @@ pub enum MeshError {
     },
     #[error("{resource}: destination {host} has no running workload")]
     NoWorkload { resource: String, host: String },
+    /// A value that is wrong whatever runs it (a bad duration, a route
+    /// without a destination, two rules for one host...).
+    #[error("{resource}: {message}")]
+    Invalid { resource: String, message: String },
 }
 
 /// Listener names of the translated bootstrap: the gateway's and one per
@@ -44,9 +67,8 @@ pub struct Listeners {
 /// The key of the gateway's plugins in [`translate`]'s `plugins`.
 pub const GATEWAY: &str = "gateway";
 
-/// Istio's default retry policy for a route with no `retries` of its own.
-const DEFAULT_RETRY_ON: &str =
-    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+/// The Istio gateway name a VirtualService binds to for sidecars.
+const MESH_GATEWAY: &str = "mesh";
 
 /// The short service name of a host: `image-analysis.airport.svc.cluster.local` → `image-analysis`.
 fn short_host(host: &str) -> &str {
@@ -61,170 +83,99 @@ fn name_of(doc: &Value) -> String {
     )
 }
 
-/// Translates `documents` (any mix of kinds; non-Istio ones are ignored) for
-/// `workloads`. `gateway_port` fixes the gateway listener's port (0 picks a
-/// free one); `service_ports` fixes the per-host listeners' ports (missing
-/// hosts get a free one); `plugins` (Wasm filters) run before the fault
-/// filter and the router on the listener of the service they are keyed by,
-/// or on the gateway's under the key [`GATEWAY`].
-pub fn translate(
-    documents: &[Value],
-    workloads: &[Workload],
-    gateway_port: u16,
-    service_ports: &BTreeMap<String, u16>,
-    plugins: &BTreeMap<String, Vec<HttpFilter>>,
-) -> Result<(Bootstrap, Listeners), MeshError> {
-    // As `kubectl apply` leaves a cluster: a later document with the same
-    // kind, namespace and name replaces the earlier one.
-    let mut latest: Vec<&Value> = Vec::new();
-    for doc in documents {
-        let key = |d: &Value| {
-            (
-                d["kind"].clone(),
-                d["metadata"]["namespace"].clone(),
-                d["metadata"]["name"].clone(),
-            )
-        };
-        match latest.iter().position(|d| key(d) == key(doc)) {
-            Some(index) => latest[index] = doc,
-            None => latest.push(doc),
-        }
-    }
-    let of_kind = move |kind: &'static str| {
-        latest
-            .clone()
-            .into_iter()
-            .filter(move |d| d["kind"] == kind)
+/// A resource's `spec` as typed values; a wrong type is reported with its path.
+fn spec_of<T: DeserializeOwned + Default>(doc: &Value, resource: &str) -> Result<T, MeshError> {
+    let Some(spec) = doc.get("spec").filter(|s| !s.is_null()) else {
+        return Ok(T::default());
     };
-    let mut bootstrap = Bootstrap::new();
-    let mut listeners = Listeners::default();
-
-    // Clusters: one per service (all versions) and one per DestinationRule subset.
-    let mut subsets: BTreeMap<(String, String), Value> = BTreeMap::new();
-    let mut policies: BTreeMap<String, Value> = BTreeMap::new();
-    for rule in of_kind("DestinationRule") {
-        let host = short_host(rule["spec"]["host"].as_str().unwrap_or_default()).to_string();
-        policies.insert(host.clone(), rule["spec"]["trafficPolicy"].clone());
-        for subset in rule["spec"]["subsets"].as_array().into_iter().flatten() {
-            let name = subset["name"].as_str().unwrap_or_default().to_string();
-            subsets.insert((host.clone(), name), subset.clone());
-        }
-    }
-    let services: BTreeSet<&str> = workloads.iter().map(|w| w.service.as_str()).collect();
-    for service in &services {
-        let endpoints: Vec<u16> = workloads
-            .iter()
-            .filter(|w| w.service == *service)
-            .map(|w| w.port)
-            .collect();
-        let policy = policies.get(*service).cloned().unwrap_or(Value::Null);
-        bootstrap = bootstrap.raw_cluster(cluster_json(
-            &cluster_name(service, None),
-            &endpoints,
-            &policy,
-        ));
-    }
-    for ((host, subset), spec) in &subsets {
-        let version = spec["labels"]["version"].as_str();
-        let endpoints: Vec<u16> = workloads
-            .iter()
-            .filter(|w| w.service == *host && Some(w.version.as_str()) == version)
-            .map(|w| w.port)
-            .collect();
-        // A subset's own trafficPolicy overrides the rule's.
-        let mut policy = policies.get(host).cloned().unwrap_or(Value::Null);
-        if let Some(own) = spec["trafficPolicy"].as_object() {
-            for (k, v) in own {
-                policy[k] = v.clone();
-            }
-        }
-        bootstrap = bootstrap.raw_cluster(cluster_json(
-            &cluster_name(host, Some(subset)),
-            &endpoints,
-            &policy,
-        ));
-    }
-
-    let filters = |listener: Listener, key: &str| {
-        let mut listener = listener;
-        for filter in plugins.get(key).into_iter().flatten() {
-            listener = listener.filter(filter.clone());
-        }
-        // An empty fault filter: routes switch faults on per route.
-        listener.filter(json!({
-            "name": "envoy.filters.http.fault",
-            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}
-        }))
-    };
-
-    // One listener per service host: the mesh-internal VirtualServices.
-    for service in &services {
-        let bound: Vec<&Value> = of_kind("VirtualService")
-            .filter(|vs| gateways(vs).is_empty() || gateways(vs).contains(&"mesh".to_string()))
-            .filter(|vs| hosts(vs).iter().any(|h| short_host(h) == *service))
-            .collect();
-        let mut host = VirtualHost::new(*service).domains(["*"]);
-        if bound.is_empty() {
-            host = host.route(Route::raw(default_route(service)));
-        }
-        for vs in &bound {
-            for route in http_routes(vs, &subsets, &services)? {
-                host = host.route(Route::raw(route));
-            }
-        }
-        let name = format!("svc-{service}");
-        let mut listener =
-            Listener::new(name.clone()).stat_prefix(format!("svc_{}", service.replace('-', "_")));
-        if let Some(port) = service_ports.get(*service) {
-            listener = listener.port(*port);
-        }
-        bootstrap = bootstrap.listener(filters(listener.virtual_host(host), service));
-        listeners.services.insert(service.to_string(), name);
-    }
-
-    // The ingress gateway: VirtualServices bound to a Gateway.
-    let gateway_names: Vec<String> = of_kind("Gateway")
-        .filter_map(|g| g["metadata"]["name"].as_str().map(str::to_string))
-        .collect();
-    let at_gateway: Vec<&Value> = of_kind("VirtualService")
-        .filter(|vs| {
-            gateways(vs)
-                .iter()
-                .any(|g| gateway_names.iter().any(|n| g.ends_with(n.as_str())))
-        })
-        .collect();
-    if !at_gateway.is_empty() {
-        let mut host = VirtualHost::new("gateway").domains(["*"]);
-        for vs in &at_gateway {
-            for route in http_routes(vs, &subsets, &services)? {
-                host = host.route(Route::raw(route));
-            }
-        }
-        let listener = Listener::new("gateway")
-            .stat_prefix("gateway")
-            .port(gateway_port)
-            .virtual_host(host);
-        bootstrap = bootstrap.listener(filters(listener, GATEWAY));
-        listeners.gateway = Some("gateway".to_string());
-    }
-    Ok((bootstrap, listeners))
+    serde_path_to_error::deserialize(spec.clone()).map_err(|error| MeshError::Invalid {
+        resource: resource.to_string(),
+        message: format!("spec.{}: {}", error.path(), error.inner()),
+    })
 }
 
-fn gateways(vs: &Value) -> Vec<String> {
-    strings(&vs["spec"]["gateways"])
+/// The labels the local mesh knows a workload by, as its Deployment sets
+/// them on its pods.
+fn labels_match(labels: &BTreeMap<String, String>, workload: &Workload) -> bool {
+    labels.iter().all(|(key, value)| match key.as_str() {
+        "app" => *value == workload.service,
+        "version" => *value == workload.version,
+        _ => false,
+    })
 }
 
-fn hosts(vs: &Value) -> Vec<String> {
-    strings(&vs["spec"]["hosts"])
+/// A DestinationRule, read.
+struct Rule {
+    resource: String,
+    spec: DestinationRuleSpec,
 }
 
-fn strings(value: &Value) -> Vec<String> {
-    value
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter_map(|v| v.as_str().map(str::to_string))
-        .collect()
+/// What routes need to know about the mesh: which services exist, their
+/// subsets, and how their destination rules hash.
+pub(crate) struct Index {
+    services: BTreeSet<String>,
+    subsets: BTreeSet<(String, String)>,
+    /// (service, subset or none) → the route hash policy of its consistent hash.
+    hashes: BTreeMap<(String, Option<String>), Value>,
+    /// Ports of the Kubernetes Services among the documents.
+    service_ports: BTreeMap<String, Vec<u32>>,
+}
+
+impl Index {
+    /// The cluster a destination goes to; refuses hosts without workloads
+    /// and subsets no DestinationRule defines.
+    pub(crate) fn cluster_for(
+        &self,
+        resource: &str,
+        path: &str,
+        destination: &Destination,
+    ) -> Result<String, MeshError> {
+        let host = short_host(&destination.host);
+        if host.is_empty() {
+            return Err(MeshError::Invalid {
+                resource: resource.to_string(),
+                message: format!("{path}.host is required"),
+            });
+        }
+        if !self.services.contains(host) {
+            return Err(MeshError::NoWorkload {
+                resource: resource.to_string(),
+                host: host.to_string(),
+            });
+        }
+        if let Some(number) = destination.port.as_ref().and_then(|p| p.number)
+            && let Some(ports) = self.service_ports.get(host)
+            && !ports.contains(&number)
+        {
+            return Err(MeshError::Invalid {
+                resource: resource.to_string(),
+                message: format!(
+                    "{path}.port.number: Service {host} has no port {number} (its ports: {ports:?})"
+                ),
+            });
+        }
+        match &destination.subset {
+            Some(subset) if self.subsets.contains(&(host.to_string(), subset.clone())) => {
+                Ok(cluster_name(host, Some(subset)))
+            }
+            Some(subset) => Err(MeshError::UnknownSubset {
+                resource: resource.to_string(),
+                host: host.to_string(),
+                subset: subset.clone(),
+            }),
+            None => Ok(cluster_name(host, None)),
+        }
+    }
+
+    /// The hash policy of the consistent-hash load balancer the destination's
+    /// rule (or its subset) asks for, if any.
+    pub(crate) fn hash_policy(&self, destination: &Destination) -> Option<Value> {
+        let host = short_host(&destination.host).to_string();
+        self.hashes
+            .get(&(host.clone(), destination.subset.clone()))
+            .or_else(|| self.hashes.get(&(host, None)))
+            .cloned()
+    }
 }
 
 fn cluster_name(service: &str, subset: Option<&str>) -> String {
@@ -234,325 +185,493 @@ fn cluster_name(service: &str, subset: Option<&str>) -> String {
     }
 }
 
-fn default_route(service: &str) -> Value {
-    json!({
-        "match": {"prefix": "/"},
-        "route": {
-            "cluster": cluster_name(service, None),
-            "timeout": "0s",
-            "retry_policy": {"retry_on": DEFAULT_RETRY_ON, "num_retries": 2, "retriable_status_codes": [503]}
-        }
-    })
+/// A gateway host as written in a `Gateway` server (`ns/host`, `*/host`,
+/// `./host` or `host`): the namespace it admits VirtualServices from (`None`
+/// for any) and the host.
+fn server_host<'a>(
+    entry: &'a str,
+    gateway_namespace: Option<&'a str>,
+) -> (Option<&'a str>, &'a str) {
+    match entry.split_once('/') {
+        Some(("*", host)) => (None, host),
+        Some((".", host)) => (gateway_namespace, host),
+        Some((namespace, host)) => (Some(namespace), host),
+        None => (None, entry),
+    }
 }
 
-/// Istio's duration strings (`10s`, `0.5s`, `250ms`) as Envoy's (`10s`, `0.250s`).
-fn duration(value: &Value) -> Option<String> {
-    let text = value.as_str()?;
-    let seconds = if let Some(ms) = text.strip_suffix("ms") {
-        ms.parse::<f64>().ok()? / 1000.0
-    } else if let Some(s) = text.strip_suffix('s') {
-        s.parse::<f64>().ok()?
-    } else if let Some(m) = text.strip_suffix('m') {
-        m.parse::<f64>().ok()? * 60.0
-    } else if let Some(h) = text.strip_suffix('h') {
-        h.parse::<f64>().ok()? * 3600.0
+/// Whether host pattern `wide` covers host `name` (Istio's wildcard hosts:
+/// `*` covers everything, `*.a.com` covers `b.a.com` and `*.b.a.com`).
+fn covers(wide: &str, name: &str) -> bool {
+    if wide == "*" || wide == name {
+        return true;
+    }
+    match wide.strip_prefix('*') {
+        Some(suffix) => name.ends_with(suffix) && name.len() > suffix.len(),
+        None => false,
+    }
+}
+
+/// The hosts a VirtualService serves on a gateway server: the more specific
+/// of each pair where one covers the other, as Istio intersects them.
+fn intersect(server_hosts: &[&str], vs_hosts: &[String]) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for server in server_hosts {
+        for vs in vs_hosts {
+            let chosen = if covers(server, vs) {
+                Some(vs.as_str())
+            } else if covers(vs, server) {
+                Some(*server)
+            } else {
+                None
+            };
+            if let Some(host) = chosen.map(str::to_lowercase)
+                && !out.contains(&host)
+            {
+                out.push(host);
+            }
+        }
+    }
+    out
+}
+
+/// Envoy domains for a gateway host; the port a client puts in `Host` is
+/// ignored, as Istio's gateways ignore it.
+fn domains(host: &str) -> Vec<String> {
+    if host == "*" || host.starts_with('*') {
+        vec![host.to_string()]
     } else {
-        return None;
+        vec![host.to_string(), format!("{host}:*")]
+    }
+}
+
+/// Translates `documents` (any mix of kinds; Kubernetes Services declare
+/// services, other non-Istio kinds are ignored) for `workloads`.
+/// `gateway_port` fixes the gateway listener's port (0 picks a free one);
+/// `service_ports` fixes the per-host listeners' ports (missing hosts get a
+/// free one); `plugins` (Wasm filters) run before the fault filter and the
+/// router on the listener of the service they are keyed by, or on the
+/// gateway's under the key [`GATEWAY`].
+///
+/// Every service with a workload, or with a Kubernetes `Service` among the
+/// documents, is part of the mesh: a destination there with no ready
+/// workload gets a cluster without endpoints (Envoy answers 503, as a
+/// cluster does for a Service with no ready pods).
+pub fn translate(
+    documents: &[Value],
+    workloads: &[Workload],
+    gateway_port: u16,
+    service_ports: &BTreeMap<String, u16>,
+    plugins: &BTreeMap<String, Vec<HttpFilter>>,
+) -> Result<(Bootstrap, Listeners), MeshError> {
+    // As `kubectl apply` leaves a cluster: a later document with the same
+    // kind, namespace and name replaces the earlier one, in its place.
+    let key = |d: &Value| {
+        (
+            d["kind"].clone(),
+            d["metadata"]["namespace"].clone(),
+            d["metadata"]["name"].clone(),
+        )
     };
-    Some(format!("{seconds:.3}s"))
-}
-
-fn percent(value: &Value) -> Value {
-    // Istio: `percentage.value` (a double, 0-100); absent means 100.
-    let pct = value["percentage"]["value"].as_f64().unwrap_or(100.0);
-    json!({"numerator": (pct * 10_000.0).round() as u64, "denominator": "MILLION"})
-}
-
-fn string_match(value: &Value) -> Option<Value> {
-    if let Some(exact) = value["exact"].as_str() {
-        return Some(json!({"exact": exact}));
+    let mut latest: Vec<&Value> = Vec::new();
+    for doc in documents {
+        match latest.iter().position(|d| key(d) == key(doc)) {
+            Some(index) => latest[index] = doc,
+            None => latest.push(doc),
+        }
     }
-    if let Some(prefix) = value["prefix"].as_str() {
-        return Some(json!({"prefix": prefix}));
-    }
-    if let Some(regex) = value["regex"].as_str() {
-        return Some(json!({"safe_regex": {"regex": regex}}));
-    }
-    None
-}
 
-/// One Envoy route per (Istio route × match), in order, as Istio expands them.
-fn http_routes(
-    vs: &Value,
-    subsets: &BTreeMap<(String, String), Value>,
-    services: &BTreeSet<&str>,
-) -> Result<Vec<Value>, MeshError> {
-    let resource = name_of(vs);
-    let mut out = Vec::new();
-    for (index, http) in vs["spec"]["http"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .enumerate()
-    {
-        let action = route_action(&resource, http, subsets, services)?;
-        let matches: Vec<Value> = match http["match"].as_array() {
-            Some(list) if !list.is_empty() => list.clone(),
-            _ => vec![json!({})],
-        };
-        for m in &matches {
-            let mut route = json!({
-                "name": http["name"].as_str().map_or_else(|| format!("{resource}#{index}"), str::to_string),
-                "match": route_match(&resource, m)?,
-            });
-            match &action {
-                Action::Forward(forward) => route["route"] = forward.clone(),
-                Action::Direct(direct) => route["direct_response"] = direct.clone(),
+    let mut rules: BTreeMap<String, Rule> = BTreeMap::new();
+    let mut virtual_services: Vec<(String, Option<String>, VirtualServiceSpec)> = Vec::new();
+    let mut gateways: Vec<(String, Option<String>, String, GatewaySpec)> = Vec::new();
+    let mut declared: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    for doc in &latest {
+        let resource = name_of(doc);
+        if !istio_manifests::is_istio(doc) {
+            if doc["kind"] == "Service" && doc["apiVersion"] == "v1" {
+                let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+                let ports = doc["spec"]["ports"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .filter_map(|p| p["port"].as_u64())
+                    .filter_map(|p| u32::try_from(p).ok())
+                    .collect();
+                declared.insert(name.to_string(), ports);
             }
-            if let Some(fault) = fault(&http["fault"]) {
-                route["typed_per_filter_config"] = json!({"envoy.filters.http.fault": fault});
-            }
-            if let Some(headers) = http["headers"]["request"]["set"].as_object() {
-                route["request_headers_to_add"] = json!(headers
-                    .iter()
-                    .map(|(k, v)| json!({"header": {"key": k, "value": v.as_str().unwrap_or_default()}, "append_action": "OVERWRITE_IF_EXISTS_OR_ADD"}))
-                    .collect::<Vec<_>>());
-            }
-            out.push(route);
+            continue;
         }
-    }
-    Ok(out)
-}
-
-enum Action {
-    Forward(Value),
-    Direct(Value),
-}
-
-fn route_match(resource: &str, m: &Value) -> Result<Value, MeshError> {
-    let mut out = json!({});
-    match m.get("uri") {
-        Some(uri) if uri["exact"].is_string() => out["path"] = uri["exact"].clone(),
-        Some(uri) if uri["prefix"].is_string() => out["prefix"] = uri["prefix"].clone(),
-        Some(uri) if uri["regex"].is_string() => out["safe_regex"] = json!({"regex": uri["regex"]}),
-        Some(other) => {
-            return Err(MeshError::Unsupported {
-                resource: resource.to_string(),
-                message: format!("uri match {other}"),
-            });
-        }
-        None => out["prefix"] = json!("/"),
-    }
-    let mut headers = Vec::new();
-    for (name, value) in m["headers"].as_object().into_iter().flatten() {
-        match string_match(value) {
-            Some(matcher) => headers.push(json!({"name": name, "string_match": matcher})),
-            None => headers.push(json!({"name": name, "present_match": true})),
-        }
-    }
-    for (name, value) in m["withoutHeaders"].as_object().into_iter().flatten() {
-        let mut header = match string_match(value) {
-            Some(matcher) => json!({"name": name, "string_match": matcher}),
-            None => json!({"name": name, "present_match": true}),
-        };
-        header["invert_match"] = json!(true);
-        headers.push(header);
-    }
-    if let Some(authority) = m.get("authority").and_then(string_match) {
-        headers.push(json!({"name": ":authority", "string_match": authority}));
-    }
-    if !headers.is_empty() {
-        out["headers"] = json!(headers);
-    }
-    let mut query = Vec::new();
-    for (name, value) in m["queryParams"].as_object().into_iter().flatten() {
-        if let Some(matcher) = string_match(value) {
-            query.push(json!({"name": name, "string_match": matcher}));
-        }
-    }
-    if !query.is_empty() {
-        out["query_parameters"] = json!(query);
-    }
-    Ok(out)
-}
-
-fn destination_cluster(
-    resource: &str,
-    destination: &Value,
-    subsets: &BTreeMap<(String, String), Value>,
-    services: &BTreeSet<&str>,
-) -> Result<String, MeshError> {
-    let host = short_host(destination["host"].as_str().unwrap_or_default());
-    if !services.contains(host) {
-        return Err(MeshError::NoWorkload {
-            resource: resource.to_string(),
-            host: host.to_string(),
-        });
-    }
-    match destination["subset"].as_str() {
-        Some(subset) if subsets.contains_key(&(host.to_string(), subset.to_string())) => {
-            Ok(cluster_name(host, Some(subset)))
-        }
-        Some(subset) => Err(MeshError::UnknownSubset {
-            resource: resource.to_string(),
-            host: host.to_string(),
-            subset: subset.to_string(),
-        }),
-        None => Ok(cluster_name(host, None)),
-    }
-}
-
-fn route_action(
-    resource: &str,
-    http: &Value,
-    subsets: &BTreeMap<(String, String), Value>,
-    services: &BTreeSet<&str>,
-) -> Result<Action, MeshError> {
-    if let Some(direct) = http.get("directResponse") {
-        let mut out = json!({"status": direct["status"]});
-        if let Some(body) = direct["body"]["string"].as_str() {
-            out["body"] = json!({"inline_string": body});
-        }
-        return Ok(Action::Direct(out));
-    }
-    let destinations = http["route"].as_array().cloned().unwrap_or_default();
-    if destinations.is_empty() {
-        return Err(MeshError::Unsupported {
-            resource: resource.to_string(),
-            message: "an http route without route, redirect or directResponse".to_string(),
-        });
-    }
-    let mut action = if destinations.len() == 1 {
-        json!({"cluster": destination_cluster(resource, &destinations[0]["destination"], subsets, services)?})
-    } else {
-        let mut clusters = Vec::new();
-        for d in &destinations {
-            let weight = d["weight"].as_u64().unwrap_or(0);
-            if weight > 0 {
-                clusters.push(json!({
-                    "name": destination_cluster(resource, &d["destination"], subsets, services)?,
-                    "weight": weight
-                }));
-            }
-        }
-        json!({"weighted_clusters": {"clusters": clusters}})
-    };
-    // Istio sets no timeout unless asked (Envoy's default is 15 s).
-    action["timeout"] = json!(
-        http.get("timeout")
-            .and_then(duration)
-            .unwrap_or_else(|| "0s".to_string())
-    );
-    let retries = &http["retries"];
-    let attempts = retries["attempts"].as_u64().unwrap_or(2);
-    if attempts > 0 {
-        let mut policy = json!({
-            "retry_on": retries["retryOn"].as_str().unwrap_or(DEFAULT_RETRY_ON),
-            "num_retries": attempts,
-            "retriable_status_codes": [503],
-        });
-        if let Some(per_try) = retries.get("perTryTimeout").and_then(duration) {
-            policy["per_try_timeout"] = json!(per_try);
-        }
-        action["retry_policy"] = policy;
-    }
-    if let Some(mirror) = http.get("mirror") {
-        let cluster = destination_cluster(resource, mirror, subsets, services)?;
-        let mut policy = json!({"cluster": cluster});
-        if let Some(pct) = http["mirrorPercentage"]["value"].as_f64() {
-            policy["runtime_fraction"] = json!({"default_value": {"numerator": (pct * 10_000.0).round() as u64, "denominator": "MILLION"}});
-        }
-        action["request_mirror_policies"] = json!([policy]);
-    }
-    if let Some(prefix) = http["rewrite"]["uri"].as_str() {
-        action["prefix_rewrite"] = json!(prefix);
-    }
-    Ok(Action::Forward(action))
-}
-
-fn fault(fault: &Value) -> Option<Value> {
-    if !fault.is_object() {
-        return None;
-    }
-    let mut out =
-        json!({"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"});
-    if let Some(abort) = fault.get("abort") {
-        out["abort"] = json!({"http_status": abort["httpStatus"], "percentage": percent(abort)});
-    }
-    if let Some(delay) = fault.get("delay")
-        && let Some(fixed) = delay.get("fixedDelay").and_then(duration)
-    {
-        out["delay"] = json!({"fixed_delay": fixed, "percentage": percent(delay)});
-    }
-    Some(out)
-}
-
-fn cluster_json(name: &str, ports: &[u16], policy: &Value) -> Value {
-    let endpoints: Vec<Value> = ports
-        .iter()
-        .map(|port| json!({"endpoint": {"address": {"socket_address": {"address": "127.0.0.1", "port_value": port}}}}))
-        .collect();
-    let lb_policy = match policy["loadBalancer"]["simple"].as_str() {
-        Some("RANDOM") => "RANDOM",
-        Some("LEAST_REQUEST") | Some("LEAST_CONN") => "LEAST_REQUEST",
-        _ => "ROUND_ROBIN",
-    };
-    let mut cluster = json!({
-        "name": name,
-        "type": "STATIC",
-        "connect_timeout": "1s",
-        "lb_policy": lb_policy,
-        "load_assignment": {"cluster_name": name, "endpoints": [{"lb_endpoints": endpoints}]},
-    });
-    let pool = &policy["connectionPool"];
-    if pool.is_object() {
-        let mut thresholds = json!({});
-        if let Some(n) = pool["tcp"]["maxConnections"].as_u64() {
-            thresholds["max_connections"] = json!(n);
-        }
-        if let Some(n) = pool["http"]["http1MaxPendingRequests"].as_u64() {
-            thresholds["max_pending_requests"] = json!(n);
-        }
-        if let Some(n) = pool["http"]["http2MaxRequests"].as_u64() {
-            thresholds["max_requests"] = json!(n);
-        }
-        if let Some(n) = pool["http"]["maxRetries"].as_u64() {
-            thresholds["max_retries"] = json!(n);
-        }
-        cluster["circuit_breakers"] = json!({"thresholds": [thresholds]});
-        if let Some(n) = pool["http"]["maxRequestsPerConnection"].as_u64() {
-            cluster["typed_extension_protocol_options"] = json!({
-                "envoy.extensions.upstreams.http.v3.HttpProtocolOptions": {
-                    "@type": "type.googleapis.com/envoy.extensions.upstreams.http.v3.HttpProtocolOptions",
-                    "common_http_protocol_options": {"max_requests_per_connection": n},
-                    "explicit_http_config": {"http_protocol_options": {}}
+        supported::check(doc, &resource)?;
+        let namespace = doc["metadata"]["namespace"].as_str().map(str::to_string);
+        match doc["kind"].as_str() {
+            Some("DestinationRule") => {
+                let spec: DestinationRuleSpec = spec_of(doc, &resource)?;
+                let host = short_host(&spec.host).to_string();
+                if host.is_empty() {
+                    return Err(MeshError::Invalid {
+                        resource,
+                        message: "spec.host is required".to_string(),
+                    });
                 }
+                if let Some(other) = rules.get(&host) {
+                    return Err(MeshError::Invalid {
+                        resource,
+                        message: format!(
+                            "spec.host: {} already has {}; the local mesh takes one DestinationRule per host",
+                            spec.host, other.resource
+                        ),
+                    });
+                }
+                rules.insert(host, Rule { resource, spec });
+            }
+            Some("VirtualService") => {
+                let spec: VirtualServiceSpec = spec_of(doc, &resource)?;
+                virtual_services.push((resource, namespace, spec));
+            }
+            Some("Gateway") => {
+                let spec: GatewaySpec = spec_of(doc, &resource)?;
+                let name = doc["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string();
+                gateways.push((resource, namespace, name, spec));
+            }
+            // WasmPlugins arrive as `plugins`, built by the caller.
+            _ => {}
+        }
+    }
+
+    let mut services: BTreeSet<String> = workloads.iter().map(|w| w.service.clone()).collect();
+    services.extend(declared.keys().cloned());
+
+    // Clusters: one per service (all its endpoints) and one per subset.
+    let mut bootstrap = Bootstrap::new();
+    let mut subsets = BTreeSet::new();
+    let mut hashes = BTreeMap::new();
+    for service in &services {
+        let ports: Vec<u16> = workloads
+            .iter()
+            .filter(|w| w.service == *service)
+            .map(|w| w.port)
+            .collect();
+        let rule = rules.get(service);
+        let (policy, resource) = match rule {
+            Some(rule) => (
+                rule.spec.traffic_policy.clone().unwrap_or_default(),
+                rule.resource.clone(),
+            ),
+            None => (TrafficPolicy::default(), format!("Service/{service}")),
+        };
+        bootstrap = bootstrap.raw_cluster(clusters::cluster(
+            &cluster_name(service, None),
+            &ports,
+            &policy,
+            &resource,
+            "spec.trafficPolicy",
+        )?);
+        if let Some(hash) = policy
+            .load_balancer
+            .as_ref()
+            .and_then(|lb| lb.consistent_hash.as_ref())
+        {
+            hashes.insert(
+                (service.clone(), None),
+                clusters::hash_policy(
+                    hash,
+                    &resource,
+                    "spec.trafficPolicy.loadBalancer.consistentHash",
+                )?,
+            );
+        }
+        let Some(rule) = rule else { continue };
+        for (i, subset) in rule.spec.subsets.iter().enumerate() {
+            let path = format!("spec.subsets[{i}]");
+            if subset.name.is_empty() {
+                return Err(MeshError::Invalid {
+                    resource: rule.resource.clone(),
+                    message: format!("{path}.name is required"),
+                });
+            }
+            if let Some(key) = subset
+                .labels
+                .keys()
+                .find(|k| !matches!(k.as_str(), "app" | "version"))
+            {
+                return Err(MeshError::Unsupported {
+                    resource: rule.resource.clone(),
+                    message: format!(
+                        "{path}.labels[{key}]: the local mesh knows a workload by its app and version labels only"
+                    ),
+                });
+            }
+            if !subsets.insert((service.clone(), subset.name.clone())) {
+                return Err(MeshError::Invalid {
+                    resource: rule.resource.clone(),
+                    message: format!("{path}.name: subset {} is defined twice", subset.name),
+                });
+            }
+            let ports: Vec<u16> = workloads
+                .iter()
+                .filter(|w| w.service == *service && labels_match(&subset.labels, w))
+                .map(|w| w.port)
+                .collect();
+            let merged = policy.overridden_by(subset.traffic_policy.as_ref());
+            bootstrap = bootstrap.raw_cluster(clusters::cluster(
+                &cluster_name(service, Some(&subset.name)),
+                &ports,
+                &merged,
+                &rule.resource,
+                &format!("{path}.trafficPolicy"),
+            )?);
+            if let Some(hash) = merged
+                .load_balancer
+                .as_ref()
+                .and_then(|lb| lb.consistent_hash.as_ref())
+            {
+                hashes.insert(
+                    (service.clone(), Some(subset.name.clone())),
+                    clusters::hash_policy(
+                        hash,
+                        &rule.resource,
+                        &format!("{path}.trafficPolicy.loadBalancer.consistentHash"),
+                    )?,
+                );
+            }
+        }
+    }
+    let index = Index {
+        services: services.clone(),
+        subsets,
+        hashes,
+        service_ports: declared,
+    };
+
+    let with_filters = |listener: Listener, key: &str| {
+        let mut listener = listener;
+        for filter in plugins.get(key).into_iter().flatten() {
+            listener = listener.filter(filter.clone());
+        }
+        // An empty fault filter: routes switch faults on per route.
+        listener.filter(HttpFilter::Raw(json!({
+            "name": "envoy.filters.http.fault",
+            "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}
+        })))
+    };
+
+    // Which gateways each VirtualService is bound to.
+    let gateway_of = |reference: &str, vs_namespace: Option<&str>| {
+        let (namespace, name) = match reference.split_once('/') {
+            Some((namespace, name)) => (Some(namespace), name),
+            None => (vs_namespace, reference),
+        };
+        gateways.iter().position(|(_, gw_namespace, gw_name, _)| {
+            gw_name == name
+                && match (namespace, gw_namespace.as_deref()) {
+                    (Some(wanted), Some(actual)) => wanted == actual,
+                    _ => true,
+                }
+        })
+    };
+    let mut mesh_bound: Vec<usize> = Vec::new();
+    let mut gateway_bound: Vec<(usize, Vec<usize>)> = Vec::new();
+    for (i, (resource, namespace, spec)) in virtual_services.iter().enumerate() {
+        let mut bound = Vec::new();
+        let mut to_mesh = spec.gateways.is_empty();
+        for (g, reference) in spec.gateways.iter().enumerate() {
+            if reference == MESH_GATEWAY {
+                to_mesh = true;
+                continue;
+            }
+            match gateway_of(reference, namespace.as_deref()) {
+                Some(gateway) => bound.push(gateway),
+                None => {
+                    return Err(MeshError::Invalid {
+                        resource: resource.clone(),
+                        message: format!(
+                            "spec.gateways[{g}]: no Gateway {reference} among the manifests"
+                        ),
+                    });
+                }
+            }
+        }
+        if spec.hosts.is_empty() {
+            return Err(MeshError::Invalid {
+                resource: resource.clone(),
+                message: "spec.hosts: at least one host is required".to_string(),
             });
         }
+        if to_mesh {
+            if let Some(h) = spec.hosts.iter().position(|h| h.contains('*')) {
+                return Err(MeshError::Unsupported {
+                    resource: resource.clone(),
+                    message: format!(
+                        "spec.hosts[{h}]: wildcard hosts for sidecars (gateways: mesh) are not supported by the local mesh; name the service"
+                    ),
+                });
+            }
+            mesh_bound.push(i);
+        }
+        if !bound.is_empty() {
+            gateway_bound.push((i, bound));
+        }
     }
-    let outlier = &policy["outlierDetection"];
-    if outlier.is_object() {
-        // Istio turns success-rate ejection off and the panic threshold down.
-        let mut detection = json!({"enforcing_success_rate": 0});
-        if let Some(n) = outlier["consecutive5xxErrors"].as_u64() {
-            detection["consecutive_5xx"] = json!(n);
+
+    // One listener per service: what its callers' sidecars do for its host.
+    let mut listeners = Listeners::default();
+    for service in &services {
+        let bound: Vec<usize> = mesh_bound
+            .iter()
+            .copied()
+            .filter(|i| {
+                virtual_services[*i]
+                    .2
+                    .hosts
+                    .iter()
+                    .any(|h| short_host(h) == service)
+            })
+            .collect();
+        if bound.len() > 1 {
+            let names: Vec<&str> = bound
+                .iter()
+                .map(|i| virtual_services[*i].0.as_str())
+                .collect();
+            return Err(MeshError::Invalid {
+                resource: names[1].to_string(),
+                message: format!(
+                    "spec.hosts: {service} already has {}; Istio uses only one VirtualService per host for sidecars",
+                    names[0]
+                ),
+            });
         }
-        if let Some(n) = outlier["consecutiveGatewayErrors"].as_u64() {
-            detection["consecutive_gateway_failure"] = json!(n);
+        let mut host = VirtualHost::new(service.clone()).domains(["*"]);
+        match bound.first() {
+            Some(i) => {
+                let (resource, _, spec) = &virtual_services[*i];
+                for route in routes::http_routes(resource, spec, &index)? {
+                    host = host.route(Route::raw(route));
+                }
+            }
+            None => {
+                let hash = index.hash_policy(&Destination {
+                    host: service.clone(),
+                    ..Destination::default()
+                });
+                host = host.route(Route::raw(routes::default_route(
+                    &cluster_name(service, None),
+                    hash,
+                )));
+            }
         }
-        if let Some(d) = outlier.get("interval").and_then(duration) {
-            detection["interval"] = json!(d);
+        let name = format!("svc-{service}");
+        let mut listener =
+            Listener::new(name.clone()).stat_prefix(format!("svc_{}", service.replace('-', "_")));
+        if let Some(port) = service_ports.get(service) {
+            listener = listener.port(*port);
         }
-        if let Some(d) = outlier.get("baseEjectionTime").and_then(duration) {
-            detection["base_ejection_time"] = json!(d);
-        }
-        if let Some(n) = outlier["maxEjectionPercent"].as_u64() {
-            detection["max_ejection_percent"] = json!(n);
-        }
-        cluster["outlier_detection"] = detection;
-        cluster["common_lb_config"] = json!({"healthy_panic_threshold": {"value": 0}});
+        bootstrap = bootstrap.listener(with_filters(listener.virtual_host(host), service));
+        listeners.services.insert(service.clone(), name);
     }
-    cluster
+
+    // The ingress gateway: one listener for every Gateway's servers.
+    if !gateways.is_empty() {
+        let mut ports = BTreeSet::new();
+        for (resource, _, _, spec) in &gateways {
+            if spec.selector.get("istio").map(String::as_str) != Some("ingressgateway")
+                || spec.selector.len() != 1
+            {
+                return Err(MeshError::Unsupported {
+                    resource: resource.clone(),
+                    message: "spec.selector: the local mesh has one gateway, selected by istio: ingressgateway".to_string(),
+                });
+            }
+            for (s, server) in spec.servers.iter().enumerate() {
+                if !matches!(
+                    server.port.protocol.to_ascii_uppercase().as_str(),
+                    "HTTP" | "HTTP2"
+                ) {
+                    return Err(MeshError::Unsupported {
+                        resource: resource.clone(),
+                        message: format!(
+                            "spec.servers[{s}].port.protocol: {} is not supported by the local mesh (HTTP only)",
+                            server.port.protocol
+                        ),
+                    });
+                }
+                ports.insert(server.port.number);
+            }
+        }
+        if ports.len() > 1 {
+            return Err(MeshError::Unsupported {
+                resource: gateways[0].0.clone(),
+                message: format!(
+                    "spec.servers: ports {ports:?}; the local mesh's gateway listens on one port"
+                ),
+            });
+        }
+        // Virtual hosts by host name, routes in VirtualService order.
+        let mut virtual_hosts: Vec<(String, Vec<Value>)> = Vec::new();
+        for (i, bound) in &gateway_bound {
+            let (resource, vs_namespace, spec) = &virtual_services[*i];
+            let mut hosts = Vec::new();
+            for g in bound {
+                let (_, gw_namespace, _, gateway) = &gateways[*g];
+                for server in &gateway.servers {
+                    let admitted: Vec<&str> = server
+                        .hosts
+                        .iter()
+                        .map(|entry| server_host(entry, gw_namespace.as_deref()))
+                        .filter(|(namespace, _)| match (namespace, vs_namespace) {
+                            (Some(wanted), Some(actual)) => wanted == actual,
+                            _ => true,
+                        })
+                        .map(|(_, host)| host)
+                        .collect();
+                    for host in intersect(&admitted, &spec.hosts) {
+                        if !hosts.contains(&host) {
+                            hosts.push(host);
+                        }
+                    }
+                }
+            }
+            if hosts.is_empty() {
+                return Err(MeshError::Invalid {
+                    resource: resource.clone(),
+                    message: format!(
+                        "spec.hosts: none of {:?} is served by its gateways' servers",
+                        spec.hosts
+                    ),
+                });
+            }
+            let routes = routes::http_routes(resource, spec, &index)?;
+            for host in hosts {
+                match virtual_hosts.iter_mut().find(|(h, _)| *h == host) {
+                    Some((_, existing)) => existing.extend(routes.iter().cloned()),
+                    None => virtual_hosts.push((host, routes.clone())),
+                }
+            }
+        }
+        let mut listener = Listener::new("gateway")
+            .stat_prefix("gateway")
+            .port(gateway_port);
+        if virtual_hosts.is_empty() {
+            // Istio's gateway with nothing bound: 404 for every request.
+            listener = listener.virtual_host(VirtualHost::new("blackhole").domains(["*"]));
+        }
+        for (host, routes) in virtual_hosts {
+            // Istio merges the VirtualServices of one host in order and then
+            // moves catch-all routes last, keeping their order.
+            let (catch_all, specific): (Vec<Value>, Vec<Value>) =
+                routes.into_iter().partition(routes::is_catch_all);
+            let mut virtual_host = VirtualHost::new(host.clone()).domains(domains(&host));
+            for route in specific.into_iter().chain(catch_all) {
+                virtual_host = virtual_host.route(Route::raw(route));
+            }
+            listener = listener.virtual_host(virtual_host);
+        }
+        bootstrap = bootstrap.listener(with_filters(listener, GATEWAY));
+        listeners.gateway = Some("gateway".to_string());
+    }
+    Ok((bootstrap, listeners))
 }
 
 #[cfg(test)]
@@ -560,30 +679,45 @@ mod tests {
     use super::*;
 
     #[test]
-    fn durations_follow_envoy_syntax() {
-        assert_eq!(duration(&json!("10s")).unwrap(), "10.000s");
-        assert_eq!(duration(&json!("250ms")).unwrap(), "0.250s");
-        assert_eq!(duration(&json!("1m")).unwrap(), "60.000s");
-        assert_eq!(duration(&json!("soon")), None);
-    }
-
-    #[test]
-    fn percentages_are_millionths_and_default_to_all() {
-        assert_eq!(
-            percent(&json!({"percentage": {"value": 50}})),
-            json!({"numerator": 500_000, "denominator": "MILLION"})
-        );
-        assert_eq!(
-            percent(&json!({})),
-            json!({"numerator": 1_000_000, "denominator": "MILLION"})
-        );
-    }
-
-    #[test]
     fn hosts_shorten_to_the_service_name() {
         assert_eq!(
             short_host("image-analysis.airport.svc.cluster.local"),
             "image-analysis"
+        );
+    }
+
+    #[test]
+    fn gateway_hosts_intersect_like_istio() {
+        assert_eq!(
+            intersect(&["*"], &["airport.local".into()]),
+            ["airport.local"]
+        );
+        assert_eq!(
+            intersect(&["*.airport.local"], &["*".into()]),
+            ["*.airport.local"]
+        );
+        assert_eq!(
+            intersect(&["*.airport.local"], &["test.airport.local".into()]),
+            ["test.airport.local"]
+        );
+        assert!(intersect(&["airport.local"], &["test.airport.local".into()]).is_empty());
+        assert!(intersect(&["*.airport.local"], &["airport.local".into()]).is_empty());
+    }
+
+    #[test]
+    fn server_hosts_carry_a_namespace() {
+        assert_eq!(server_host("*/a.b", Some("x")), (None, "a.b"));
+        assert_eq!(server_host("./a.b", Some("x")), (Some("x"), "a.b"));
+        assert_eq!(server_host("y/a.b", Some("x")), (Some("y"), "a.b"));
+        assert_eq!(server_host("a.b", Some("x")), (None, "a.b"));
+    }
+
+    #[test]
+    fn gateway_domains_ignore_the_port() {
+        assert_eq!(domains("*"), ["*"]);
+        assert_eq!(
+            domains("airport.local"),
+            ["airport.local", "airport.local:*"]
         );
     }
 }

@@ -20,8 +20,8 @@ const MANIFEST: &str = "plugins/canary-router.yaml";
 const SCENARIO: &str = "scenarios/cpanel-canary-sticky.yaml";
 const APP_VIRTUAL_SERVICES: &str = "app/virtual-services.yaml";
 const GATEWAY: &str = "app/gateway.yaml";
-/// The gateway's VirtualService, which the scenario reconfigures.
-const APP_VS: &str = "airport";
+/// The gateway's dashboard VirtualService, which the scenario reconfigures.
+const APP_VS: &str = "cpanel";
 
 /// The variable `vmConfig.env` declares, and a key of the length a real one
 /// would have (`openssl rand -base64 48`).
