@@ -65,14 +65,16 @@ impl Mesh {
     /// and `cpanel` pods as given (`["v1", "v2", "v2"]`: named cpanel-v1,
     /// cpanel-v2, cpanel-v2-2).
     fn start(scenarios: &[&str], cpanel: &[&str]) -> Self {
-        Self::start_with(scenarios, cpanel, &[], &BTreeMap::new())
+        Self::start_with(scenarios, &[], cpanel, &[], &BTreeMap::new())
     }
 
-    /// As [`start`](Self::start), plus `extra` workloads pointing at fixed
-    /// ports (another listener of the same Envoy, to make a second hop) and
-    /// fixed ports for some services' listeners.
+    /// As [`start`](Self::start), plus `documents` after the files, `extra`
+    /// workloads pointing at fixed ports (another listener of the same
+    /// Envoy, to make a second hop; a service given there gets no echo
+    /// server) and fixed ports for some services' listeners.
     fn start_with(
         scenarios: &[&str],
+        documents: &[Value],
         cpanel: &[&str],
         extra: &[Workload],
         service_ports: &BTreeMap<String, u16>,
@@ -80,6 +82,9 @@ impl Mesh {
         let mut upstreams = BTreeMap::new();
         let mut workloads = extra.to_vec();
         for service in APP_SERVICES {
+            if extra.iter().any(|w| w.service == *service) {
+                continue;
+            }
             let name = format!("{service}-v1");
             let upstream = Upstream::start(&name).unwrap();
             workloads.push(Workload {
@@ -110,14 +115,10 @@ impl Mesh {
             "app/virtual-services.yaml",
         ];
         files.extend(scenarios);
-        let (bootstrap, listeners) = translate(
-            &manifests(&files),
-            &workloads,
-            0,
-            service_ports,
-            &BTreeMap::new(),
-        )
-        .unwrap();
+        let mut all = manifests(&files);
+        all.extend(documents.iter().cloned());
+        let (bootstrap, listeners) =
+            translate(&all, &workloads, 0, service_ports, &BTreeMap::new()).unwrap();
         let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
         let gateway = envoy
             .listener_url(listeners.gateway.as_deref().unwrap())
@@ -345,6 +346,7 @@ fn timeout_answers_upstream_request_timeout_for_the_slow_calls() {
     let mesh = Mesh::start_with(
         &["scenarios/timeout.yaml"],
         &[],
+        &[],
         &[panel],
         &BTreeMap::from([("camera-1".to_string(), camera_listener)]),
     );
@@ -421,6 +423,62 @@ fn retries_turn_a_failing_upstream_into_successes() {
             20
         );
     }
+}
+
+#[test]
+fn retries_mend_aborts_injected_one_hop_further() {
+    // retries.yaml at the gateway, and Istio's abort (503 for half of the
+    // requests) one hop after it: section 1's "pod" is the mesh listener of
+    // a stand-in service whose VirtualService aborts. The gateway retries
+    // what the next proxy aborted; a request fails only when 4 attempts in
+    // a row are aborted (1 in 16).
+    let hop = free_port();
+    let abort = "apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: section-1-inbound, namespace: airport}
+spec:
+  hosts: [section-1-inbound]
+  http:
+  - fault:
+      abort: {httpStatus: 503, percentage: {value: 50}}
+    route:
+    - destination: {host: section-1-inbound}
+";
+    let inbound = Upstream::start("section-1-inbound").unwrap();
+    let workloads = [
+        Workload {
+            service: "section-1".into(),
+            version: "v1".into(),
+            port: hop,
+        },
+        Workload {
+            service: "section-1-inbound".into(),
+            version: "v1".into(),
+            port: inbound.port(),
+        },
+    ];
+    let mesh = Mesh::start_with(
+        &["scenarios/retries.yaml"],
+        &istio_manifests::parse_documents(abort).unwrap(),
+        &["v1"],
+        &workloads,
+        &BTreeMap::from([("section-1-inbound".to_string(), hop)]),
+    );
+    let total = 40;
+    let ok = (0..total)
+        .filter(|_| mesh.get("/sections/1/status").status == 200)
+        .count();
+    let aborted = mesh.stat("http.svc_section_1_inbound.fault.aborts_injected");
+    let mended = mesh.stat("cluster.outbound|section-1.upstream_rq_retry_success");
+    // Failures: Binomial(40, 1/16), mean 2.5, sd ~1.5; at most 10 is 5 sd.
+    assert!(ok >= total - 10, "{ok} of {total} succeeded");
+    // Without retries about 20 would have failed; P(no abort at all) = 2^-40.
+    assert!(
+        aborted > 0 && mended > 0,
+        "aborted {aborted}, mended {mended}"
+    );
+    // One attempt of each successful request reached the service.
+    assert_eq!(inbound.request_count(), ok as u64);
 }
 
 #[test]
