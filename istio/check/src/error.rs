@@ -53,6 +53,10 @@ pub enum LoadError {
     },
     #[error("no CustomResourceDefinition found in {0}")]
     NoCrds(PathBuf),
+    /// A Kubernetes definitions file that is not what
+    /// [`Schemas::add_kubernetes_definitions`](crate::Schemas::add_kubernetes_definitions) reads.
+    #[error("{path}: {what}")]
+    MalformedDefinitions { path: PathBuf, what: String },
 }
 
 /// One place where a document breaks its schema.
@@ -134,9 +138,10 @@ pub enum ViolationKind {
     /// `metadata` values that Kubernetes itself rejects (names, label syntax).
     #[error("{value} is invalid: {reason}")]
     Invalid { value: String, reason: &'static str },
-    /// `apiVersion` + `kind` name no vendored CRD (`served` lists what is known
-    /// for that kind, empty when the kind is unknown altogether).
-    #[error("no CRD serves kind {kind:?} in {api_version:?}{}", served_list(.served))]
+    /// `apiVersion` + `kind` name no vendored schema, neither an Istio CRD nor
+    /// a built-in Kubernetes kind (`served` lists the versions known for that
+    /// kind, empty when the kind is unknown altogether).
+    #[error("no vendored schema (Istio CRD or Kubernetes {}) for kind {kind:?} in {api_version:?}{}", crate::KUBERNETES_VERSION, served_list(.served))]
     UnknownKind {
         api_version: String,
         kind: String,

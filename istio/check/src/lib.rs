@@ -1,14 +1,18 @@
-//! Checks the project's Istio manifests (everything under `istio/`) against the
-//! real Istio CRD schemas, as the Kubernetes API server would with kubectl's
-//! strict field validation, so a wrong field fails `cargo test` with its path
+//! Checks the project's manifests (everything under `istio/`) against the
+//! real schemas, as the Kubernetes API server would with kubectl's strict
+//! field validation, so a wrong field fails `cargo test` with its path
 //! instead of failing `kubectl apply` on a cluster, or being silently dropped.
 //!
-//! The schemas are the `openAPIV3Schema`s of the CustomResourceDefinitions
-//! vendored in `istio/crds/` (see its README for their provenance), found by
-//! `apiVersion` (group and version, served versions only) and `kind`.
-//! [`Schemas::validate`] is a plain recursive walker over
-//! [`serde_json::Value`]s; a generic JSON-Schema crate would not do, since
-//! none implements Kubernetes' unknown-field rejection or int-or-string.
+//! Istio kinds are checked against the `openAPIV3Schema`s of the
+//! CustomResourceDefinitions vendored in `istio/crds/`; Kubernetes' built-in
+//! kinds (Deployment, Service, ConfigMap, ServiceAccount...) against the
+//! Kubernetes [`KUBERNETES_VERSION`] definitions vendored in
+//! `istio/kubernetes-schemas/` (the READMEs there give their provenance).
+//! Either is found by `apiVersion` (group and version, served versions only)
+//! and `kind`; a kind neither knows is refused. [`Schemas::validate`] is a
+//! plain recursive walker over [`serde_json::Value`]s; a generic JSON-Schema
+//! crate would not do, since none implements Kubernetes' unknown-field
+//! rejection or int-or-string.
 //!
 //! Enforced, with Kubernetes' structural-schema meaning:
 //! - `type` (`object`, `array`, `string`, `integer`, `number`, `boolean`;
@@ -31,17 +35,22 @@
 //!   exclusive fields as `oneOf: [{not: {anyOf: [{required: [a]}, {required:
 //!   [b]}]}}, {required: [a]}, {required: [b]}]`);
 //! - `x-kubernetes-int-or-string`;
+//! - for built-in kinds, `$ref`s into the definitions (resolved at each use;
+//!   load time checks they all resolve) and `type` lists such as
+//!   `["string", "null"]`;
 //! - the object envelope: `apiVersion` and `kind` must name a served version
-//!   of a vendored CRD; `metadata` must be an object with a `name` (an RFC 1123
-//!   subdomain), an optional `namespace` (an RFC 1123 label), `labels` and
-//!   `annotations` as string maps with valid keys (and label values), and no
-//!   field that `ObjectMeta` lacks.
+//!   of a vendored CRD or built-in kind; `metadata` must be an object with a
+//!   `name` (an RFC 1123 subdomain), an optional `namespace` (an RFC 1123
+//!   label), `labels` and `annotations` as string maps with valid keys (and
+//!   label values), and no field that `ObjectMeta` lacks.
 //!
 //! Skipped: `x-kubernetes-validations` (CEL rules, such as WasmPlugin's "only
 //! one of targetRefs or selector" or durations of at least 1ms),
 //! `default` (no defaulting is applied), `multipleOf`, the deeper rules of the
-//! other `metadata` fields (`ownerReferences`, `finalizers`...), and Istio's own
-//! semantic validation in istiod's webhook.
+//! other `metadata` fields (`ownerReferences`, `finalizers`...), Istio's own
+//! semantic validation in istiod's webhook, and for built-in kinds what the
+//! API server checks beyond the OpenAPI document (which has no value enums:
+//! `imagePullPolicy: Sometimes` passes here).
 //!
 //! YAML is read with `serde_norway` (YAML 1.2: `yes`/`no`/`on`/`off` are
 //! strings, where Kubernetes' YAML 1.1 reader would make them booleans).
@@ -51,6 +60,7 @@ mod schema;
 
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use regex::Regex;
 use serde::Deserialize;
@@ -71,6 +81,19 @@ pub fn manifests_dir() -> PathBuf {
 /// `istio/crds/`, the vendored CRDs that [`Schemas::load_vendored`] reads.
 pub fn crds_dir() -> PathBuf {
     manifests_dir().join("crds")
+}
+
+/// The Kubernetes version whose built-in kinds [`Schemas::load_vendored`]
+/// checks manifests against.
+pub const KUBERNETES_VERSION: &str = "1.33";
+
+/// The vendored Kubernetes definitions (`istio/kubernetes-schemas/v<version>/`,
+/// see the README there) that [`Schemas::load_vendored`] reads.
+pub fn kubernetes_definitions_file() -> PathBuf {
+    manifests_dir()
+        .join("kubernetes-schemas")
+        .join(format!("v{KUBERNETES_VERSION}"))
+        .join("_definitions.json")
 }
 
 /// Every document of a (multi-document) YAML stream, as JSON values; empty
@@ -103,18 +126,88 @@ pub fn is_istio(document: &Value) -> bool {
         .is_some_and(|api_version| group_version(api_version).0.ends_with(".istio.io"))
 }
 
-/// The schemas of every served version of a set of CRDs, keyed by group,
-/// version and kind.
+/// The schemas of every served version of a set of CRDs and of Kubernetes'
+/// built-in kinds, keyed by group, version and kind.
 #[derive(Debug, Clone, Default)]
 pub struct Schemas {
     served: BTreeMap<(String, String, String), Value>,
     patterns: HashMap<String, Regex>,
+    /// What the built-in kinds' `$ref`s point into.
+    definitions: Arc<Map<String, Value>>,
 }
 
 impl Schemas {
-    /// The CRDs vendored in `istio/crds/`.
+    /// The CRDs vendored in `istio/crds/` and the Kubernetes
+    /// [`KUBERNETES_VERSION`] definitions in `istio/kubernetes-schemas/`.
     pub fn load_vendored() -> Result<Self, LoadError> {
-        Self::load_dir(&crds_dir())
+        let mut schemas = Self::load_dir(&crds_dir())?;
+        schemas.add_kubernetes_definitions(&kubernetes_definitions_file())?;
+        Ok(schemas)
+    }
+
+    /// The built-in kinds of a Kubernetes definitions file in JSON Schema form
+    /// (as the `kubernetes-validate` package ships them: every OpenAPI
+    /// definition under `$defs`, top-level kinds marked with
+    /// `x-kubernetes-group-version-kind`). Every `$ref` in it must resolve.
+    pub fn add_kubernetes_definitions(&mut self, path: &Path) -> Result<(), LoadError> {
+        let text = std::fs::read_to_string(path).map_err(|source| LoadError::Io {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let malformed = |what: String| LoadError::MalformedDefinitions {
+            path: path.to_path_buf(),
+            what,
+        };
+        let file: Value = serde_json::from_str(&text).map_err(|e| malformed(e.to_string()))?;
+        let Some(definitions) = file.get("$defs").and_then(Value::as_object) else {
+            return Err(malformed("no $defs object".to_owned()));
+        };
+        let mut references = Vec::new();
+        schema::collect_refs(&file, &mut references);
+        if let Some(missing) = references.iter().find(|reference| {
+            schema::ref_target(reference).is_none_or(|name| !definitions.contains_key(name))
+        }) {
+            return Err(malformed(format!(
+                "$ref {missing:?} points at no definition"
+            )));
+        }
+        let mut patterns = Vec::new();
+        schema::collect_patterns(&file, &mut patterns);
+        for pattern in patterns {
+            if !self.patterns.contains_key(pattern) {
+                let regex = Regex::new(pattern).map_err(|source| LoadError::BadPattern {
+                    crd: path.display().to_string(),
+                    pattern: pattern.to_owned(),
+                    source,
+                })?;
+                self.patterns.insert(pattern.to_owned(), regex);
+            }
+        }
+        for definition in definitions.values() {
+            let kinds = definition
+                .get("x-kubernetes-group-version-kind")
+                .and_then(Value::as_array)
+                .into_iter()
+                .flatten();
+            for gvk in kinds {
+                let text = |key: &str| gvk.get(key).and_then(Value::as_str).unwrap_or_default();
+                let key = (
+                    text("group").to_owned(),
+                    text("version").to_owned(),
+                    text("kind").to_owned(),
+                );
+                if key.2.is_empty() {
+                    continue;
+                }
+                // Option types such as DeleteOptions list every group; the
+                // first definition of a (group, version, kind) is the kind's.
+                self.served.entry(key).or_insert_with(|| definition.clone());
+            }
+        }
+        let mut merged = (*self.definitions).clone();
+        merged.extend(definitions.clone());
+        self.definitions = Arc::new(merged);
+        Ok(())
     }
 
     /// Every `CustomResourceDefinition` in the `*.yaml` / `*.yml` files of
@@ -220,7 +313,8 @@ impl Schemas {
             .map(|(group, version, kind)| (group.as_str(), version.as_str(), kind.as_str()))
     }
 
-    /// The `openAPIV3Schema` for `apiVersion` + `kind`, if a CRD serves it.
+    /// The schema for `apiVersion` + `kind`: a CRD's `openAPIV3Schema` or a
+    /// built-in kind's definition.
     pub fn schema(&self, api_version: &str, kind: &str) -> Option<&Value> {
         let (group, version) = group_version(api_version);
         self.served
@@ -261,7 +355,13 @@ impl Schemas {
             let served: Vec<String> = self
                 .kinds()
                 .filter(|(known_group, _, known_kind)| *known_group == group && *known_kind == kind)
-                .map(|(known_group, version, _)| format!("{known_group}/{version}"))
+                .map(|(known_group, version, _)| {
+                    if known_group.is_empty() {
+                        version.to_owned()
+                    } else {
+                        format!("{known_group}/{version}")
+                    }
+                })
                 .collect();
             let path = if served.is_empty() {
                 "kind"
@@ -278,7 +378,7 @@ impl Schemas {
             ));
             return out;
         };
-        // The envelope is the API server's business, not the CRD schema's.
+        // The envelope is the API server's business, not the kind's schema's.
         let mut body = Value::Object(
             fields
                 .iter()
@@ -289,6 +389,7 @@ impl Schemas {
         prune_nulls(Some(schema), &mut body);
         let walker = Walker {
             patterns: &self.patterns,
+            definitions: &self.definitions,
         };
         out.extend(walker.check(schema, &body, ""));
         out

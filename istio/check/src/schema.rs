@@ -1,5 +1,7 @@
-//! The recursive walker: one value against one `openAPIV3Schema` node, with
-//! the rules the Kubernetes API server applies to custom resources.
+//! The recursive walker: one value against one schema node, with the rules
+//! the Kubernetes API server applies: a CRD's `openAPIV3Schema`, or a
+//! built-in kind's JSON schema (which adds `$ref`s into its definitions and
+//! nullable types written `[<type>, "null"]`).
 
 use std::collections::HashMap;
 
@@ -19,10 +21,18 @@ enum Mode {
 }
 
 /// Checks values against schema nodes; `patterns` holds every `pattern` of the
-/// loaded CRDs, compiled once at load time.
+/// loaded schemas, compiled once at load time; `definitions` are what `$ref`s
+/// point into (the Kubernetes definitions; CRD schemas have no `$ref`).
 #[derive(Debug)]
 pub(crate) struct Walker<'a> {
     pub(crate) patterns: &'a HashMap<String, Regex>,
+    pub(crate) definitions: &'a Map<String, Value>,
+}
+
+/// The definition name a `$ref` points at: `#/$defs/<name>`, or the same
+/// inside another file (`/api/_definitions.json#/$defs/<name>`).
+pub(crate) fn ref_target(reference: &str) -> Option<&str> {
+    reference.split_once("#/$defs/").map(|(_, name)| name)
 }
 
 impl Walker<'_> {
@@ -34,6 +44,25 @@ impl Walker<'_> {
         out
     }
 
+    /// `schema`, or what its `$ref` (chain) points at. Load time checks that
+    /// every `$ref` resolves; one that does not stays as written and checks
+    /// nothing.
+    fn resolve<'s>(&'s self, schema: &'s Value) -> &'s Value {
+        let mut current = schema;
+        for _ in 0..32 {
+            let Some(target) = current
+                .get("$ref")
+                .and_then(Value::as_str)
+                .and_then(ref_target)
+                .and_then(|name| self.definitions.get(name))
+            else {
+                break;
+            };
+            current = target;
+        }
+        current
+    }
+
     fn walk(
         &self,
         schema: &Value,
@@ -42,6 +71,7 @@ impl Walker<'_> {
         mode: Mode,
         out: &mut Vec<Violation>,
     ) {
+        let schema = self.resolve(schema);
         let mut report = |kind| {
             out.push(Violation {
                 path: path.to_owned(),
@@ -54,7 +84,9 @@ impl Walker<'_> {
             } else {
                 schema.get("type").map(|_| type_name(schema))
             };
-            if let Some(expected) = expected.filter(|_| !flag(schema, "nullable")) {
+            if let Some(expected) =
+                expected.filter(|_| !flag(schema, "nullable") && !types(schema).contains(&"null"))
+            {
                 report(ViolationKind::WrongType {
                     expected,
                     got: "null",
@@ -70,11 +102,13 @@ impl Walker<'_> {
                 });
                 return;
             }
-        } else if let Some(expected) = schema.get("type").and_then(Value::as_str)
-            && !has_type(value, expected)
+        } else if schema.get("type").is_some()
+            && !types(schema)
+                .iter()
+                .any(|expected| *expected != "null" && has_type(value, expected))
         {
             report(ViolationKind::WrongType {
-                expected: expected.to_owned(),
+                expected: type_name(schema),
                 got: json_type(value),
             });
             return;
@@ -377,6 +411,28 @@ fn field_schema<'s>(schema: Option<&'s Value>, name: &str) -> Option<&'s Value> 
         })
 }
 
+/// Every `$ref` string under a schema node, for checking at load time that
+/// each resolves.
+pub(crate) fn collect_refs<'s>(schema: &'s Value, found: &mut Vec<&'s str>) {
+    match schema {
+        Value::Object(node) => {
+            for (key, nested) in node {
+                match (key.as_str(), nested) {
+                    ("$ref", Value::String(reference)) => found.push(reference),
+                    ("enum" | "example" | "default", _) => {}
+                    _ => collect_refs(nested, found),
+                }
+            }
+        }
+        Value::Array(nested) => {
+            for item in nested {
+                collect_refs(item, found);
+            }
+        }
+        _ => {}
+    }
+}
+
 /// Every `pattern` string under a schema node, for compiling at load time.
 pub(crate) fn collect_patterns<'s>(schema: &'s Value, found: &mut Vec<&'s str>) {
     match schema {
@@ -421,12 +477,24 @@ fn flag(schema: &Value, key: &str) -> bool {
     schema.get(key).and_then(Value::as_bool).unwrap_or(false)
 }
 
+/// The types a schema allows: `type` as one name or a list of them.
+fn types(schema: &Value) -> Vec<&str> {
+    match schema.get("type") {
+        Some(Value::String(one)) => vec![one.as_str()],
+        Some(Value::Array(many)) => many.iter().filter_map(Value::as_str).collect(),
+        _ => Vec::new(),
+    }
+}
+
+/// The non-null types a schema allows, for messages: `integer`, or
+/// `string or integer`.
 fn type_name(schema: &Value) -> String {
-    schema
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("a value")
-        .to_owned()
+    let names: Vec<&str> = types(schema).into_iter().filter(|t| *t != "null").collect();
+    if names.is_empty() {
+        "a value".to_owned()
+    } else {
+        names.join(" or ")
+    }
 }
 
 /// The schema's own number as written (`4294967295`, not `4294967295.0`).
@@ -511,8 +579,15 @@ fn duplicates(
 /// `has fixedDelay` or `not (any of (has fixedDelay | has exponentialDelay))`.
 fn describe(schema: &Value) -> String {
     let mut parts = Vec::new();
-    if let Some(kind) = schema.get("type").and_then(Value::as_str) {
-        parts.push(kind.to_owned());
+    if schema.get("type").is_some() {
+        parts.push(type_name(schema));
+    }
+    if let Some(target) = schema
+        .get("$ref")
+        .and_then(Value::as_str)
+        .and_then(ref_target)
+    {
+        parts.push(target.rsplit('.').next().unwrap_or(target).to_owned());
     }
     if let Some(required) = schema.get("required").and_then(Value::as_array) {
         let names: Vec<&str> = required.iter().filter_map(Value::as_str).collect();
