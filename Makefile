@@ -96,7 +96,7 @@ endif
 .PHONY: mesh up down status attach deploy-app-default deploy-istio-default health start-cameras stop-cameras \
 	load load-front cpanel-50-50 cpanel-v2 scale_v2_x3 load_balancing random fault-injection-500 \
 	fault-injection-delay10 timeout health-timeout retries health-retries circuit-breaker mirroring \
-	dark-launch canary-user-agent blue-green all-reset plugin-canary-sticky plugin-custom-faults plugin-retry-budget
+	dark-launch canary-user-agent blue-green blue-green-switch all-reset plugin-canary-sticky plugin-custom-faults plugin-retry-budget
 
 # The services, the local mesh and the plugins, built.
 mesh: wasm-target envoy wasm
@@ -209,6 +209,9 @@ canary-user-agent:
 
 blue-green:
 	$(APPLY) istio/scenarios/blue-green.yaml
+
+blue-green-switch:
+	$(APPLY) istio/scenarios/blue-green-switch.yaml
 
 # Back to the default app and routing: scenarios and plugins removed, replicas
 # as in istio/workloads.
