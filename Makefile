@@ -106,8 +106,8 @@ endif
 	fault-injection-delay10 timeout health-timeout retries health-retries circuit-breaker mirroring \
 	dark-launch canary-user-agent blue-green blue-green-switch all-reset plugin-canary-sticky plugin-custom-faults plugin-retry-budget
 
-# The services, the local mesh and the plugins, built.
-mesh: wasm-target envoy wasm
+# The services, the local mesh and the plugins, built; the vision models installed.
+mesh: wasm-target envoy wasm models
 	$(CARGO) build $(addprefix -p ,$(SERVICE_PACKAGES)) -p local-mesh
 
 # The local mesh in the background: Envoy on $(GATEWAY_URL), pods as manifests are applied.
@@ -138,7 +138,7 @@ demo: mesh
 	@echo "  steps         make cpanel-50-50 load-front, make cpanel-v2, make scale_v2_x3 load_balancing load,"
 	@echo "                make fault-injection-500, make timeout health-timeout, make retries health-retries,"
 	@echo "                make circuit-breaker, make plugin-canary-sticky, make all-reset  (another terminal)"
-	@echo "  what runs     make status     (pods, Envoy, applied resources; logs in $(dir $(MESH))local-mesh/)"
+	@echo "  what runs     make status     (pods, Envoy, applied resources; logs in $(or $(CARGO_TARGET_DIR),target)/local-mesh/)"
 	@echo
 	$(MESH) attach
 endif

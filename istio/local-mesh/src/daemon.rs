@@ -859,20 +859,24 @@ impl Daemon {
         self.envoy
             .push(clusters.clone(), listeners.clone())
             .map_err(|e| e.to_string())?;
-        let names: Vec<String> = listeners
-            .iter()
-            .filter_map(|l| {
-                let name = l["name"].as_str()?;
-                let port = l["address"]["socket_address"]["port_value"].as_u64()?;
-                Some(format!("{name}:{port}"))
-            })
-            .collect();
+        let count = |prefix: &str| {
+            listeners
+                .iter()
+                .filter(|l| l["name"].as_str().is_some_and(|n| n.starts_with(prefix)))
+                .count()
+        };
+        let gateway = if self.gateway_listening {
+            format!("gateway on :{}, ", self.options.gateway_port)
+        } else {
+            "no gateway yet, ".to_string()
+        };
         reply.line(format!(
-            "envoy: configuration {} taken without a restart (pid {}): {} clusters; listeners {}",
+            "envoy: configuration {} taken without a restart (pid {}): {gateway}{} Service listeners, {} pod inbound listeners, {} clusters",
             self.envoy.version(),
             self.envoy.pid(),
+            count("svc-"),
+            count("inbound-"),
             clusters.len(),
-            names.join(" ")
         ));
         if summary != self.plugin_summary {
             for line in &summary {
