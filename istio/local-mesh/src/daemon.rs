@@ -1233,26 +1233,31 @@ impl Daemon {
 }
 
 /// Starts (or restarts) the pod's process.
-fn spawn(pod: &mut Pod) -> Result<(), String> {
-    let local = |value: &str| -> String {
-        for (inside, target) in &pod.launch.paths {
-            let rest = if value == inside {
-                Some("")
-            } else {
-                value
-                    .strip_prefix(inside.as_str())
-                    .filter(|r| r.starts_with('/'))
+/// A container path in an env value, as a path here: the longest matching
+/// entry of `paths` (container path → local path, or `volume:<name>` for the
+/// pod's volume directory under `pod_dir`). Other values stay as they are.
+fn local_path(value: &str, paths: &[(String, String)], pod_dir: &Path) -> String {
+    for (inside, target) in paths {
+        let rest = if value == inside {
+            Some("")
+        } else {
+            value
+                .strip_prefix(inside.as_str())
+                .filter(|r| r.starts_with('/'))
+        };
+        if let Some(rest) = rest {
+            let base = match target.strip_prefix("volume:") {
+                Some(volume) => pod_dir.join("volumes").join(volume).display().to_string(),
+                None => target.clone(),
             };
-            if let Some(rest) = rest {
-                let base = match target.strip_prefix("volume:") {
-                    Some(volume) => pod.dir.join("volumes").join(volume).display().to_string(),
-                    None => target.clone(),
-                };
-                return format!("{base}{rest}");
-            }
+            return format!("{base}{rest}");
         }
-        value.to_string()
-    };
+    }
+    value.to_string()
+}
+
+fn spawn(pod: &mut Pod) -> Result<(), String> {
+    let local = |value: &str| local_path(value, &pod.launch.paths, &pod.dir);
     std::fs::create_dir_all(&pod.dir).map_err(|e| format!("{}: {e}", pod.dir.display()))?;
     let mut command = Command::new(&pod.launch.program);
     command
@@ -1422,6 +1427,29 @@ mod tests {
             rewrite(r#"{"url": "http://section-1.airport:8080"}"#).1,
             BTreeSet::from(["section-1".to_string()])
         );
+    }
+
+    #[test]
+    fn container_paths_become_local_paths() {
+        let paths = vec![
+            ("/data/cache".to_string(), "volume:cache".to_string()),
+            ("/data".to_string(), "volume:data".to_string()),
+            ("/models".to_string(), "/repo/.models".to_string()),
+        ];
+        let pod = Path::new("/state/pods/p-1");
+        assert_eq!(local_path("/models", &paths, pod), "/repo/.models");
+        assert_eq!(
+            local_path("/data/section-1.db", &paths, pod),
+            "/state/pods/p-1/volumes/data/section-1.db"
+        );
+        assert_eq!(
+            local_path("/data/cache/x", &paths, pod),
+            "/state/pods/p-1/volumes/cache/x"
+        );
+        // Only whole path segments, and only at the start of the value.
+        assert_eq!(local_path("/modelsX", &paths, pod), "/modelsX");
+        assert_eq!(local_path("1=/models", &paths, pod), "1=/models");
+        assert_eq!(local_path("http://x:8080", &paths, pod), "http://x:8080");
     }
 
     #[test]
