@@ -118,7 +118,12 @@ down:
 	@if [ -x $(MESH) ]; then $(MESH) down; else echo "no local mesh binary ($(MESH)): nothing runs"; fi
 
 status:
+ifeq ($(K8S),1)
+	$(KUBECTL) -n $(NAMESPACE) get deployments,pods,services
+	$(KUBECTL) -n $(NAMESPACE) get virtualservices,destinationrules,gateways,wasmplugins
+else
 	$(MESH) status
+endif
 
 ifeq ($(K8S),1)
 demo:
