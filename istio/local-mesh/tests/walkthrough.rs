@@ -107,6 +107,30 @@ impl Mesh {
         stdout
     }
 
+    /// Runs a client command that must fail; returns what it said.
+    fn refused(&self, args: &[&str]) -> String {
+        let output = Command::new(MESH)
+            .arg("--state-dir")
+            .arg(self.state.path())
+            .args(args)
+            .current_dir(repo())
+            .output()
+            .unwrap();
+        assert!(
+            !output.status.success(),
+            "local-mesh {args:?} succeeded:\n{}",
+            String::from_utf8_lossy(&output.stdout)
+        );
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    }
+
+    /// Applies `yaml` from a file in the state directory; it must be refused.
+    fn refuses(&self, name: &str, yaml: &str) -> String {
+        let path = self.state.path().join(name);
+        std::fs::write(&path, yaml).unwrap();
+        self.refused(&["apply", "-f", path.to_str().unwrap()])
+    }
+
     fn status(&self) -> Value {
         serde_json::from_str(&self.run(&["status", "--json"])).unwrap()
     }
@@ -190,6 +214,20 @@ impl Drop for Mesh {
     }
 }
 
+/// A VirtualService with a field the local mesh does not implement.
+const CORS: &str = r#"
+apiVersion: networking.istio.io/v1
+kind: VirtualService
+metadata: {name: cpanel, namespace: airport}
+spec:
+  hosts: ["*"]
+  gateways: [airport-gateway]
+  http:
+  - corsPolicy: {allowOrigins: [{exact: "https://example.org"}]}
+    route:
+    - destination: {host: cpanel, subset: v2}
+"#;
+
 /// The seed's `make health` answers before the cameras start.
 const IDLE_CAMERA: &str =
     r#"{"streaming":false,"cycle":0,"fps":0,"section":null,"destination":null,"event":null}"#;
@@ -264,6 +302,46 @@ fn the_seed_walkthrough_on_the_local_mesh() {
     }
     assert_eq!(mesh.pods_of("collector").len(), 2);
     assert_eq!(mesh.pods_of("cpanel-v2").len(), 1);
+
+    // Bad input is refused with what is wrong, and changes nothing.
+    let version = before["envoy"]["config_version"].clone();
+    let workloads = std::fs::read_to_string(repo().join("istio/workloads/alerts.yaml")).unwrap();
+    let secret = workloads.replace(
+        "- name: ALERTS_SECTIONS\n          value: \"1\"",
+        "- name: ALERTS_SECTIONS\n          valueFrom:\n            secretKeyRef: {name: s, key: k}",
+    );
+    assert_ne!(secret, workloads, "the alerts manifest changed shape");
+    let said = mesh.refuses("secret.yaml", &secret);
+    assert!(
+        said.contains("Deployment/alerts") && said.contains("valueFrom.secretKeyRef"),
+        "{said}"
+    );
+    let said = mesh.refuses(
+        "statefulset.yaml",
+        "apiVersion: apps/v1\nkind: StatefulSet\nmetadata: {name: x}\nspec: {}\n",
+    );
+    assert!(said.contains("kind StatefulSet is not supported"), "{said}");
+    let said = mesh.refuses(
+        "broken.yaml",
+        "apiVersion: v1\nkind: Service\nmetadata: {name: x\n",
+    );
+    assert!(said.contains("broken.yaml"), "{said}");
+    let said = mesh.refuses("cors.yaml", CORS);
+    assert!(
+        said.contains("VirtualService/cpanel") && said.contains("corsPolicy"),
+        "{said}"
+    );
+    let said = mesh.refused(&["scale", "no-such-deployment", "2"]);
+    assert!(
+        said.contains("\"no-such-deployment\" is not applied"),
+        "{said}"
+    );
+    let after_refusals = mesh.status();
+    assert_eq!(after_refusals["envoy"]["config_version"], version);
+    assert_eq!(
+        after_refusals["pods"].as_array().unwrap().len(),
+        before["pods"].as_array().unwrap().len()
+    );
 
     // make health: the seed's answers, exactly.
     assert_eq!(mesh.text("/status"), "CPanel v1 : Online");
