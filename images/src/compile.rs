@@ -183,17 +183,20 @@ impl Compiler {
         if packages.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let mut command = self.command(WASM_TARGET, WASM_PROFILE);
+        // One cargo run per package: built together, packages share one
+        // feature resolution, and a module's bytes would depend on which
+        // other images are built beside it.
         for package in packages {
+            let mut command = self.command(WASM_TARGET, WASM_PROFILE);
             command.args(["-p", package]);
+            self.run(
+                command,
+                &format!("{package} for {WASM_TARGET}"),
+                &format!(
+                    "is the target installed? `rustup target add {WASM_TARGET}` (`make images` does it)"
+                ),
+            )?;
         }
-        self.run(
-            command,
-            &format!("the plugins ({}) for {WASM_TARGET}", packages.join(", ")),
-            &format!(
-                "is the target installed? `rustup target add {WASM_TARGET}` (`make images` does it)"
-            ),
-        )?;
         let out = self.target_dir.join(WASM_TARGET).join(WASM_PROFILE);
         packages
             .iter()
@@ -217,16 +220,18 @@ impl Compiler {
         if binaries.is_empty() {
             return Ok(BTreeMap::new());
         }
-        let mut command = self.command(MUSL_TARGET, SERVICE_PROFILE);
+        // One cargo run per binary, as its Dockerfile builds it: built
+        // together, the services share one feature resolution, and a
+        // binary's bytes would depend on which other images are built.
         for (package, binary) in binaries {
+            let mut command = self.command(MUSL_TARGET, SERVICE_PROFILE);
             command.args(["-p", package, "--bin", binary]);
+            self.run(
+                command,
+                &format!("{binary} ({package}) for {MUSL_TARGET}"),
+                "the musl target and musl-gcc are needed: `scripts/install-musl.sh` (`make images` runs it)",
+            )?;
         }
-        let names: Vec<&str> = binaries.iter().map(|(_, b)| *b).collect();
-        self.run(
-            command,
-            &format!("the services ({}) for {MUSL_TARGET}", names.join(", ")),
-            "the musl target and musl-gcc are needed: `scripts/install-musl.sh` (`make images` runs it)",
-        )?;
         let out = self.target_dir.join(MUSL_TARGET).join(SERVICE_PROFILE);
         binaries
             .iter()

@@ -46,6 +46,14 @@ impl ImageKind {
         }
     }
 
+    /// `JPEG` or `PNG`.
+    pub fn name(self) -> &'static str {
+        match self {
+            ImageKind::Jpeg => "JPEG",
+            ImageKind::Png => "PNG",
+        }
+    }
+
     fn from_content_type(value: &str) -> Option<Self> {
         let essence = value.split(';').next().unwrap_or("").trim();
         if essence.eq_ignore_ascii_case("image/jpeg") {
@@ -147,7 +155,7 @@ pub fn check_image(
         return Err(bad_image(format!(
             "Content-Type says {} but the body is a {}",
             kind.content_type(),
-            found.content_type()
+            found.name()
         )));
     }
     let pixels = u64::from(info.width) * u64::from(info.height);

@@ -26,6 +26,12 @@ pub struct ServingConfig {
     pub retry_after_secs: u32,
     /// `MAX_BODY_BYTES` (default 8 MiB) and `MAX_IMAGE_PIXELS` (default 16 Mpx).
     pub limits: ImageLimits,
+    /// `DETECTION_MAX_SIDE`, default 640: frames are shrunk until their long
+    /// side is at most this before face detection (the detector's cost grows
+    /// with the pixel count; lower misses small faces).
+    pub detection_max_side: u32,
+    /// `DETECTION_THRESHOLD`, default 0.5: the detector score a face needs.
+    pub detection_threshold: f32,
 }
 
 /// Cores available to this process (at least 1).
@@ -47,6 +53,8 @@ impl ServingConfig {
                 max_body_bytes: l.bounded("MAX_BODY_BYTES", 8 << 20, 1024, 256 << 20)?,
                 max_image_pixels: l.bounded("MAX_IMAGE_PIXELS", 16_000_000, 1, 400_000_000)?,
             },
+            detection_max_side: l.bounded("DETECTION_MAX_SIDE", 640, 32, 8192)?,
+            detection_threshold: l.bounded("DETECTION_THRESHOLD", 0.5, 0.01, 1.0)?,
         })
     }
 }

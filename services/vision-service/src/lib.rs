@@ -2,24 +2,26 @@
 //! `face-recognition`): an [`InferencePool`] that runs model inference on a
 //! fixed set of threads with a bounded queue (503 `overloaded` when full), the
 //! [`ImageBody`] extractor that answers every malformed image request with
-//! the contract's 4xx code before any model runs, the settings both read from
-//! the environment, per-stage timings and the `/metrics` page.
+//! the contract's 4xx code before any model runs, the answer to each
+//! `airport-vision` error, the settings both read from the environment, and
+//! the `/metrics` page.
 //!
-//! The models themselves live in `airport-vision`; this crate knows nothing
-//! about faces.
+//! The models themselves live in `airport-vision`; this crate only serves
+//! them.
 
 pub mod body;
 pub mod config;
 pub mod pool;
+pub mod testing;
 
-use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use airport_common::ApiError;
+use airport_vision::{DecodeError, VisionError};
 use axum::extract::{Request, State};
 use axum::middleware::Next;
 use axum::response::Response;
@@ -54,41 +56,24 @@ pub fn require_models_dir(dir: &Path) -> Result<(), String> {
     }
 }
 
-/// Milliseconds per stage, for `timings_ms`.
-#[derive(Debug, Clone, Default)]
-pub struct Timings {
-    stages: BTreeMap<String, f64>,
-}
-
-impl Timings {
-    /// No stages yet.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
-    /// Records a stage's duration (added to any earlier one of that name).
-    pub fn add(&mut self, stage: &str, d: Duration) {
-        *self.stages.entry(stage.to_string()).or_insert(0.0) += millis(d);
-    }
-
-    /// Runs `f`, recording its duration as `stage`.
-    pub fn time<T>(&mut self, stage: &str, f: impl FnOnce() -> T) -> T {
-        let start = Instant::now();
-        let out = f();
-        self.add(stage, start.elapsed());
-        out
-    }
-
-    /// The stages, with `total` set to `total`.
-    pub fn finish(mut self, total: Duration) -> BTreeMap<String, f64> {
-        self.stages.insert("total".to_string(), millis(total));
-        self.stages
-    }
-}
-
-fn millis(d: Duration) -> f64 {
-    // Microsecond resolution is plenty and keeps the JSON short.
+/// Milliseconds, rounded to the microsecond (plenty, and short JSON).
+pub fn millis(d: Duration) -> f64 {
     (d.as_secs_f64() * 1_000_000.0).round() / 1000.0
+}
+
+/// The answer to a vision error: the image's fault is a 4xx with the
+/// contract's code (400 `empty_body`, 413 `image_too_large`, 422
+/// `bad_image`), anything else is ours (500 `internal`).
+pub fn vision_error(e: VisionError) -> ApiError {
+    match e {
+        VisionError::Decode(DecodeError::Empty) => ApiError::bad_request(
+            "empty_body",
+            "the body is empty: send one JPEG or PNG image",
+        ),
+        VisionError::Decode(d @ DecodeError::TooLarge { .. }) => too_large(d.to_string()),
+        VisionError::Decode(d) => bad_image(d.to_string()),
+        other => ApiError::internal(other.to_string()),
+    }
 }
 
 /// Requests to the image endpoints, by outcome (a middleware counts them, so
@@ -232,12 +217,28 @@ mod tests {
     }
 
     #[test]
-    fn timings_in_milliseconds_with_a_total() {
-        let mut t = Timings::new();
-        t.add("detect", Duration::from_micros(41_500));
-        t.add("detect", Duration::from_micros(500));
-        let m = t.finish(Duration::from_millis(50));
-        assert_eq!(m["detect"], 42.0);
-        assert_eq!(m["total"], 50.0);
+    fn the_image_s_faults_are_4xx_and_ours_500() {
+        let code = |e: VisionError| {
+            let a = vision_error(e);
+            (a.status().as_u16(), a.code().to_string())
+        };
+        assert_eq!(code(DecodeError::Empty.into()), (400, "empty_body".into()));
+        let big = DecodeError::TooLarge {
+            width: 9,
+            height: 9,
+            pixels: 81,
+            max_pixels: 80,
+        };
+        assert_eq!(code(big.into()), (413, "image_too_large".into()));
+        assert_eq!(
+            code(DecodeError::Truncated("eof".into()).into()),
+            (422, "bad_image".into())
+        );
+        let ours = VisionError::Inference {
+            model: "detector",
+            message: "x".into(),
+        };
+        assert_eq!(code(ours), (500, "internal".into()));
+        assert_eq!(millis(Duration::from_micros(41_500)), 41.5);
     }
 }
