@@ -596,9 +596,11 @@ fn the_seed_walkthrough_on_the_local_mesh() {
     );
     mesh.run(&["apply", "-f", "istio/scenarios/retries.yaml"]);
     let with = failures(200);
-    // Four attempts: 0.5^4 = 6.25 % fail, 12.5 expected, sd 3.4.
+    // Four attempts: 0.5^4 = 6.25 % would fail; measured over 1,000
+    // requests, 8 % do (16 of 200, sd 3.9). 45 is seven of those above,
+    // and less than half of what fails without retries.
     println!("retries: {without} of 200 failed without, {with} with");
-    assert!(with <= 40, "{with} of 200 failed with retries");
+    assert!(with <= 45, "{with} of 200 failed with retries");
     mesh.run(&["delete", "-f", flaky]);
 
     // make circuit-breaker: one connection and one pending request to the
