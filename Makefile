@@ -44,9 +44,8 @@ wasm: wasm-target
 # and Deployments under istio/ are pinned to their digests, and the ConfigMap
 # path is written to target/images/configmaps/. The vision images carry the
 # models from `make models`.
-images: wasm-target
+images: wasm-target models
 	@scripts/install-musl.sh
-	@if [ -x scripts/install-models.sh ]; then scripts/install-models.sh; fi
 	$(CARGO) run -p oci-images
 
 fmt:
