@@ -30,7 +30,7 @@ use axum::http::header::CONTENT_TYPE;
 use axum::http::{HeaderValue, Method, StatusCode};
 use base64::Engine;
 use bytes::Bytes;
-use support::{Options, Stack, get};
+use support::{Options, Stack, Vision, get};
 
 const DEADLINE: Duration = Duration::from_secs(30);
 
@@ -119,10 +119,11 @@ async fn stack(clients: usize) -> Stack {
     let s = Stack::start(Options {
         max_in_flight: clients.max(8),
         cameras: 0,
+        vision: Vision::Double,
         ..Options::default()
     })
     .await;
-    s.vision.set_match(false);
+    s.double().set_match(false);
     s
 }
 

@@ -1,11 +1,12 @@
-//! Test support for the airport services: a test double of the two vision
-//! services (image analysis and face recognition) that speaks the contract in
-//! `airport_common::contract`, answers fixed results, and can be told to
-//! hold its answers (to fill the collector), fail, or refuse images.
-//!
-//! It is a test double, not a detector: the real services come with their own
-//! issue. The binary `airport-stack` can run it as a process for the
-//! real-process tests (`airport-stack vision-stub`).
+//! Test support for the airport services: the end-to-end tests run the real
+//! vision services (`image-analysis`, `face-recognition`, real models); this
+//! library holds the one thing they cannot do, a **vision test double**
+//! (not a detector) that speaks the contract in `airport_common::contract`
+//! and either answers fixed results at once or fails every call with 500.
+//! It serves three purposes only: the pipeline benchmark, which measures the
+//! collector's own overhead and so needs vision calls that cost nothing, the
+//! test of how the collector reports a vision service answering 500, and the
+//! local mesh's development-only `--vision-stub` (`airport-stack vision-stub`).
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -25,9 +26,8 @@ use axum::http::header::CONTENT_TYPE;
 use axum::routing::post;
 use bytes::Bytes;
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 
-/// How the stub answers.
+/// How the double answers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(u8)]
 pub enum Mode {
@@ -41,14 +41,11 @@ pub enum Mode {
 struct Inner {
     analysis_calls: AtomicU64,
     recognition_calls: AtomicU64,
-    waiting: AtomicU64,
     mode: AtomicU8,
-    hold_analysis: AtomicBool,
-    gate: Semaphore,
     with_match: AtomicBool,
 }
 
-/// Controls a running stub.
+/// Controls a running double.
 #[derive(Debug, Clone)]
 pub struct VisionControl {
     inner: Arc<Inner>,
@@ -61,16 +58,13 @@ impl Default for VisionControl {
 }
 
 impl VisionControl {
-    /// Normal mode, answering at once, with a watchlist match.
+    /// Answering fixed results at once, with a watchlist match.
     pub fn new() -> Self {
         Self {
             inner: Arc::new(Inner {
                 analysis_calls: AtomicU64::new(0),
                 recognition_calls: AtomicU64::new(0),
-                waiting: AtomicU64::new(0),
                 mode: AtomicU8::new(Mode::Normal as u8),
-                hold_analysis: AtomicBool::new(false),
-                gate: Semaphore::new(0),
                 with_match: AtomicBool::new(true),
             }),
         }
@@ -79,17 +73,6 @@ impl VisionControl {
     /// Switches the answers.
     pub fn set_mode(&self, mode: Mode) {
         self.inner.mode.store(mode as u8, Ordering::SeqCst);
-    }
-
-    /// While held, `/analyze` calls wait until [`VisionControl::release`].
-    pub fn hold_analysis(&self) {
-        self.inner.hold_analysis.store(true, Ordering::SeqCst);
-    }
-
-    /// Lets every held call (and later ones) through.
-    pub fn release(&self) {
-        self.inner.hold_analysis.store(false, Ordering::SeqCst);
-        self.inner.gate.add_permits(Semaphore::MAX_PERMITS / 2);
     }
 
     /// Whether face recognition reports the watchlist match `PersonX`.
@@ -105,11 +88,6 @@ impl VisionControl {
     /// `/recognize` calls received.
     pub fn recognition_calls(&self) -> u64 {
         self.inner.recognition_calls.load(Ordering::SeqCst)
-    }
-
-    /// `/analyze` calls currently held.
-    pub fn waiting(&self) -> u64 {
-        self.inner.waiting.load(Ordering::SeqCst)
     }
 
     fn mode(&self) -> Mode {
@@ -166,14 +144,6 @@ async fn analyze(
 ) -> Result<Json<AnalysisResponse>, ApiError> {
     ctl.inner.analysis_calls.fetch_add(1, Ordering::SeqCst);
     let (frame_id, width, height) = check_request(&headers, &body)?;
-    if ctl.inner.hold_analysis.load(Ordering::SeqCst) {
-        ctl.inner.waiting.fetch_add(1, Ordering::SeqCst);
-        let permit = ctl.inner.gate.acquire().await;
-        ctl.inner.waiting.fetch_sub(1, Ordering::SeqCst);
-        if let Ok(p) = permit {
-            p.forget();
-        }
-    }
     if ctl.mode() == Mode::Fail {
         return Err(ApiError::internal("test double told to fail"));
     }
@@ -243,8 +213,8 @@ async fn recognize(
     }))
 }
 
-/// The stub's router: `POST /analyze`, `POST /recognize`, `/status`.
-pub fn vision_router(ctl: VisionControl) -> Router {
+/// The double's router: `POST /analyze`, `POST /recognize`, `/status`.
+pub fn vision_double_router(ctl: VisionControl) -> Router {
     Router::new()
         .route(ANALYZE_PATH, post(analyze))
         .route(RECOGNIZE_PATH, post(recognize))
@@ -255,14 +225,13 @@ pub fn vision_router(ctl: VisionControl) -> Router {
         ))
 }
 
-/// Serves the stub on `listener` in the background.
-pub fn start_vision_stub(listener: TcpListener) -> (Running, VisionControl) {
-    let ctl = VisionControl::new();
-    let running = airport_common::spawn(
+/// Serves the double, controlled by `ctl`, on `listener` in the background
+/// (the same `ctl` may serve image analysis and face recognition both).
+pub fn serve_vision_double(listener: TcpListener, ctl: VisionControl) -> Running {
+    airport_common::spawn(
         listener,
-        vision_router(ctl.clone()),
+        vision_double_router(ctl),
         Shutdown::new(),
         Health::new(),
-    );
-    (running, ctl)
+    )
 }

@@ -40,7 +40,7 @@ async fn assert_nothing_stored(s: &Stack) {
         .unwrap();
     assert_eq!(alerts.total, 0, "alerts stored something");
     assert_eq!(
-        s.vision.analysis_calls(),
+        s.analysis_requests().await,
         0,
         "a bad frame reached image analysis"
     );

@@ -1,8 +1,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 //! The whole pipeline as real processes, configured from the environment
 //! only, each started by `airport-stack SERVICE` (the same `run` as the
-//! service's own binary): frames reach the dashboard, SIGTERM shuts every
-//! service down cleanly, and a restarted section has lost nothing.
+//! service's own binary), image analysis and face recognition with the real
+//! models: frames reach the dashboard, SIGTERM shuts every service down
+//! cleanly, and a restarted section has lost nothing.
 
 mod support;
 
@@ -10,10 +11,14 @@ use std::time::Duration;
 
 use airport_common::testing::ChildService;
 use airport_common::types::StatsPage;
-use support::{T, eventually, frames_dir, get};
+use support::{
+    PERSON_OF_INTEREST, T, eventually, expected_people_lines, get, models_dir, write_frames_dir,
+    write_watchlist_dir,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_airport-stack");
-const START: Duration = Duration::from_secs(20);
+/// Loading the models takes seconds on a busy machine.
+const START: Duration = Duration::from_secs(60);
 
 fn spawn(service: &str, env: &[(&str, String)]) -> ChildService {
     ChildService::spawn(BIN, &[service], env, START).unwrap()
@@ -24,7 +29,32 @@ async fn the_pipeline_runs_as_real_processes() {
     let dir = tempfile::tempdir().unwrap();
     let section_db = dir.path().join("section-1.db").display().to_string();
 
-    let vision = spawn("vision-stub", &[]);
+    let models = models_dir().display().to_string();
+    let analysis = spawn(
+        "image-analysis",
+        &[
+            ("MODELS_DIR", models.clone()),
+            ("VISION_WORKERS", "1".into()),
+        ],
+    );
+    let recognition = spawn(
+        "face-recognition",
+        &[
+            ("MODELS_DIR", models),
+            ("VISION_WORKERS", "1".into()),
+            (
+                "WATCHLIST_DB",
+                dir.path().join("watchlist.db").display().to_string(),
+            ),
+            (
+                "WATCHLIST_ENROL_DIR",
+                write_watchlist_dir(dir.path()).display().to_string(),
+            ),
+        ],
+    );
+    let lines = expected_people_lines(&analysis.url()).await;
+    let first = format!("{}exit", lines[0]);
+    let alert_line = format!("name: <b>{PERSON_OF_INTEREST}</b>");
     let section = spawn(
         "section",
         &[
@@ -42,8 +72,8 @@ async fn the_pipeline_runs_as_real_processes() {
     let collector = spawn(
         "collector",
         &[
-            ("IMAGE_ANALYSIS_URL", vision.url()),
-            ("FACE_RECOGNITION_URL", vision.url()),
+            ("IMAGE_ANALYSIS_URL", analysis.url()),
+            ("FACE_RECOGNITION_URL", recognition.url()),
             ("ALERTS_URL", alerts.url()),
             ("COLLECTOR_SECTIONS", format!("1={}", section.url())),
         ],
@@ -52,8 +82,11 @@ async fn the_pipeline_runs_as_real_processes() {
         "camera-agent",
         &[
             ("CAMERA_ID", "1".into()),
-            ("CAMERA_FPS", "20".into()),
-            ("CAMERA_FRAMES_DIR", frames_dir().display().to_string()),
+            ("CAMERA_FPS", "5".into()),
+            (
+                "CAMERA_FRAMES_DIR",
+                write_frames_dir(dir.path()).display().to_string(),
+            ),
         ],
     );
     let panel_file = dir.path().join("config.json");
@@ -81,6 +114,8 @@ async fn the_pipeline_runs_as_real_processes() {
         (&collector, "Collector v1 : Online"),
         (&alerts, "Alerts v1 : Online"),
         (&section, "Section 1 v1 : Online"),
+        (&analysis, "Image Analysis v1 : Online"),
+        (&recognition, "Face Recognition v1 : Online"),
     ] {
         assert_eq!(get(&format!("{}/status", svc.url())).await.text(), want);
     }
@@ -93,12 +128,12 @@ async fn the_pipeline_runs_as_real_processes() {
     );
     let url = panel.url();
     eventually(T, "the dashboard shows frames and an alert", || {
-        let url = url.clone();
+        let (url, first, alert) = (url.clone(), first.clone(), alert_line.clone());
         async move {
             let p = get(&format!("{url}/")).await.text();
             (p.contains("<h1>Dashboard V2</h1>")
-                && p.contains("gender: male | age: 38-43 | event: exit")
-                && p.contains("name: <b>PersonX</b>")
+                && p.contains(&first)
+                && p.contains(&alert)
                 && p.contains("<rect class=\"face\""))
             .then_some(())
         }
@@ -136,9 +171,17 @@ async fn the_pipeline_runs_as_real_processes() {
         .unwrap();
     assert_eq!(after, before);
     let p = get(&format!("{}/", panel.url())).await.text();
-    assert!(p.contains("gender: male | age: 38-43 | event: exit"));
+    assert!(p.contains(&first));
 
-    for svc in [panel, camera, collector, section, alerts, vision] {
+    for svc in [
+        panel,
+        camera,
+        collector,
+        section,
+        alerts,
+        analysis,
+        recognition,
+    ] {
         let logs = svc.logs();
         let status = svc.terminate(T).unwrap();
         assert!(status.success(), "exit {status}");

@@ -27,7 +27,7 @@ async fn a_retried_frame_is_counted_once() {
     let again: FrameOutcome = again.json().unwrap();
     assert_eq!(again.status, FrameStatus::Duplicate);
     assert_eq!(
-        s.vision.analysis_calls(),
+        s.analysis_requests().await,
         1,
         "a duplicate is not analysed again"
     );
@@ -56,8 +56,8 @@ async fn a_frame_retried_after_a_collector_restart_is_still_counted_once() {
 
     // A fresh collector has forgotten the frame; section and alerts have not.
     let cfg = airport_common::config::Lookup::from_pairs([
-        ("IMAGE_ANALYSIS_URL", s.vision_run.url()),
-        ("FACE_RECOGNITION_URL", s.vision_run.url()),
+        ("IMAGE_ANALYSIS_URL", s.analysis.url()),
+        ("FACE_RECOGNITION_URL", s.recognition.url()),
         ("ALERTS_URL", s.alerts.url()),
         ("COLLECTOR_SECTIONS", format!("1={}", s.section.url())),
     ]);
@@ -70,7 +70,7 @@ async fn a_frame_retried_after_a_collector_restart_is_still_counted_once() {
         .json()
         .unwrap();
     assert_eq!(out.status, FrameStatus::Processed);
-    assert_eq!(s.vision.analysis_calls(), 2);
+    assert_eq!(s.analysis_requests().await, 2);
 
     let stats: StatsPage = get(&format!("{}/stats", s.section.url()))
         .await
@@ -148,7 +148,8 @@ async fn section_and_alerts_lose_nothing_across_a_restart() {
         collector,
         cpanel_v1,
         cpanel_v2,
-        vision_run,
+        analysis,
+        recognition,
         ..
     } = s;
     section.stop().await.unwrap();
@@ -177,7 +178,13 @@ async fn section_and_alerts_lose_nothing_across_a_restart() {
     );
 
     for r in [
-        section2, alerts2, collector, cpanel_v1, cpanel_v2, vision_run,
+        section2,
+        alerts2,
+        collector,
+        cpanel_v1,
+        cpanel_v2,
+        analysis,
+        recognition,
     ] {
         r.stop().await.unwrap();
     }

@@ -1,8 +1,10 @@
 //! `airport-stack SERVICE`: runs one airport service exactly as its own binary
-//! does (`section`, `alerts`, `collector`, `camera-agent`, `control-panel`), or
-//! the vision test double (`vision-stub`), configured from the environment.
+//! does (`section`, `alerts`, `collector`, `camera-agent`, `control-panel`,
+//! `image-analysis`, `face-recognition`), configured from the environment.
 //! The real-process tests use it because a test can only locate the binaries
-//! of its own package.
+//! of its own package. `vision-stub` serves the vision test double (fixed
+//! answers at once, not a detector) in place of both vision services, for
+//! the local mesh's development-only `--vision-stub`.
 
 use std::process::ExitCode;
 
@@ -27,17 +29,23 @@ fn main() -> ExitCode {
         "control-panel" => airport_common::run_main("control-panel", |sd| async move {
             control_panel::run(control_panel::Config::from_lookup(&Lookup::env())?, sd).await
         }),
+        "image-analysis" => airport_common::run_main("image-analysis", |sd| async move {
+            image_analysis::run(image_analysis::Config::from_lookup(&Lookup::env())?, sd).await
+        }),
+        "face-recognition" => airport_common::run_main("face-recognition", |sd| async move {
+            face_recognition::run(face_recognition::Config::from_lookup(&Lookup::env())?, sd).await
+        }),
         "vision-stub" => airport_common::run_main("vision-stub", |sd| async move {
             let addr = Lookup::env().listen_addr()?;
             let listener = tokio::net::TcpListener::bind(addr).await?;
-            let app = airport_e2e::vision_router(airport_e2e::VisionControl::new());
+            let app = airport_e2e::vision_double_router(airport_e2e::VisionControl::new());
             airport_common::serve(listener, app, sd, airport_common::Health::new())
                 .await
                 .map_err(BoxError::from)
         }),
         other => {
             eprintln!(
-                "usage: airport-stack section|alerts|collector|camera-agent|control-panel|vision-stub (got {other:?})"
+                "usage: airport-stack section|alerts|collector|camera-agent|control-panel|image-analysis|face-recognition|vision-stub (got {other:?})"
             );
             ExitCode::from(2)
         }
