@@ -141,6 +141,39 @@ async fn the_collector_refuses_bad_frames() {
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_frame_corrupt_past_its_header_is_refused_by_the_vision_services() {
+    let s = Stack::start(no_cameras()).await;
+    let url = format!("{}/frames", s.collector.url());
+    // The header (all the collector reads) is intact; the pixel data stops
+    // halfway, which only decoding finds: image analysis and face
+    // recognition answer 422, the collector passes that on, and nothing is
+    // stored.
+    let jpeg = support::frame_jpeg();
+    let mut cut = frame_json("cut-1", "1", "1");
+    cut["image"] = base64_of(&jpeg[..jpeg.len() / 2]).into();
+    let r = post_json(&url, &cut).await;
+    assert_error(&r, 422, "bad_image", "image analysis refused the image");
+    assert!(r.text().contains("truncated"), "{}", r.text());
+    let m = get(&format!("{}/metrics", s.analysis.url())).await.text();
+    assert_eq!(
+        support::metric(&m, "image_analysis_requests_refused_total"),
+        1
+    );
+    assert_eq!(
+        support::metric(&m, "image_analysis_requests_failed_total"),
+        0
+    );
+    let stats: StatsPage = get(&format!("{}/stats", s.section.url()))
+        .await
+        .json()
+        .unwrap();
+    assert_eq!(stats.total, 0);
+    let r = post_json(&url, &frame_json("whole-1", "1", "1")).await;
+    assert_eq!(r.status, 200, "still serving: {}", r.text());
+    s.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn section_and_alerts_refuse_bad_records() {
     let s = Stack::start(no_cameras()).await;
     let stats = format!("{}/stats", s.section.url());
