@@ -122,26 +122,15 @@ fn no_face_in_a_blank_or_tiny_frame() {
 #[test]
 fn frames_are_shrunk_to_the_detection_size_and_padded_to_32() {
     let detector = support::analyzer().detector();
-    let s = detector.detection_size(1280, 886);
-    assert_eq!(
-        (s.width, s.height, s.input_width, s.input_height),
-        (640, 443, 640, 448)
-    );
-    let s = detector.detection_size(640, 480);
-    assert_eq!(
-        (s.width, s.height, s.input_width, s.input_height),
-        (640, 480, 640, 480)
-    );
-    let s = detector.detection_size(233, 287);
-    assert_eq!(
-        (s.width, s.height, s.input_width, s.input_height),
-        (233, 287, 256, 288)
-    );
-    let s = detector.detection_size(800, 3000);
-    assert_eq!(
-        (s.width, s.height, s.input_width, s.input_height),
-        (171, 640, 192, 640)
-    );
+    assert_eq!(detector.config().max_side, 480);
+    let size = |w, h| {
+        let s = detector.detection_size(w, h);
+        (s.width, s.height, s.input_width, s.input_height)
+    };
+    assert_eq!(size(1280, 886), (480, 332, 480, 352));
+    assert_eq!(size(640, 480), (480, 360, 480, 384));
+    assert_eq!(size(233, 287), (233, 287, 256, 288));
+    assert_eq!(size(800, 3000), (128, 480, 128, 480));
 }
 
 #[test]
