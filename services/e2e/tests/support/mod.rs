@@ -226,7 +226,10 @@ impl Default for Options {
             max_in_flight: 8,
             analysis_timeout_ms: 5000,
             cameras: 2,
-            camera_fps: 5.0,
+            // Below what the real vision services sustain on a busy 2-core
+            // machine with debug builds, so frames are not refused for lack
+            // of room unless a test wants that.
+            camera_fps: 3.0,
             vision: Vision::Real,
         }
     }
