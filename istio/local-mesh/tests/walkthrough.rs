@@ -6,9 +6,10 @@
 //! mesh fails them with a probability below one in a million; each bound
 //! also excludes what a broken step would give (all v1, all v2, no faults).
 //!
-//! The services must be built (`make test` and `make demo` build them;
-//! alone: `cargo build -p camera-agent -p collector -p section -p alerts
-//! -p control-panel -p airport-e2e`).
+//! The services must be built and the vision models installed (`make test`
+//! and `make demo` do both; alone: `make models` and `cargo build -p
+//! camera-agent -p collector -p image-analysis -p face-recognition -p section
+//! -p alerts -p control-panel`).
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)] // test code
 
 use std::collections::BTreeMap;
@@ -243,13 +244,16 @@ fn pid_alive(pid: u64) -> bool {
 #[test]
 fn the_seed_walkthrough_on_the_local_mesh() {
     let bin_dir = Path::new(MESH).parent().unwrap().to_path_buf();
+    // The real services, the vision ones included (real models from
+    // `make models`): no test double anywhere.
     for binary in [
         "camera-agent",
         "collector",
+        "image-analysis",
+        "face-recognition",
         "section",
         "alerts",
         "control-panel",
-        "airport-stack",
     ] {
         assert!(
             bin_dir.join(binary).is_file(),
@@ -257,16 +261,13 @@ fn the_seed_walkthrough_on_the_local_mesh() {
             bin_dir.display()
         );
     }
-    // The real vision services when they are built; until then the services'
-    // own test double answers for both (the demo itself refuses to run without them).
-    let vision_built =
-        bin_dir.join("image-analysis").is_file() && bin_dir.join("face-recognition").is_file();
-    let extra: &[&str] = if vision_built {
-        &[]
-    } else {
-        &["--vision-stub"]
-    };
-    let mesh = Mesh::up(extra);
+    let models = repo().join(".models");
+    assert!(
+        models.join("centerface.onnx").is_file(),
+        "no vision models in {}: `make models` (part of `make test`) installs them",
+        models.display()
+    );
+    let mesh = Mesh::up(&[]);
 
     // A second `up` says who runs instead of failing on a busy port.
     let second = Command::new(MESH)
