@@ -1,6 +1,8 @@
 //! Image decoding with limits: the pixel count is checked from the header
 //! before any pixel buffer exists, and the decoder's own allocations are
-//! capped, so a forged header cannot make us allocate gigabytes.
+//! capped, so a forged header cannot make us allocate gigabytes. Broken
+//! images are errors ([`DecodeError::Truncated`], [`DecodeError::Corrupt`]),
+//! never a half-grey picture: JPEGs go through zune-jpeg in strict mode.
 
 use std::io::{Cursor, ErrorKind};
 

@@ -94,6 +94,28 @@ fn the_committed_images_decode() {
 }
 
 #[test]
+fn exif_orientation_is_applied() {
+    // A 64x32 JPEG whose EXIF says "rotate 90 degrees clockwise to view".
+    let mut plain = Vec::new();
+    let image = image::RgbImage::from_fn(64, 32, |x, _| image::Rgb([(x * 4) as u8, 0, 0]));
+    image::codecs::jpeg::JpegEncoder::new_with_quality(&mut plain, 95)
+        .encode_image(&image)
+        .unwrap();
+    assert_eq!(decode(&plain, 1_000_000).unwrap().dimensions(), (64, 32));
+    let mut exif = b"Exif\0\0MM\0\x2a\0\0\0\x08".to_vec();
+    exif.extend_from_slice(&[0, 1, 0x01, 0x12, 0, 3, 0, 0, 0, 1, 0, 6, 0, 0, 0, 0, 0, 0]);
+    let mut rotated = plain[..2].to_vec();
+    rotated.extend_from_slice(&[0xff, 0xe1]);
+    rotated.extend_from_slice(&((exif.len() + 2) as u16).to_be_bytes());
+    rotated.extend_from_slice(&exif);
+    rotated.extend_from_slice(&plain[2..]);
+    let upright = decode(&rotated, 1_000_000).unwrap();
+    assert_eq!(upright.dimensions(), (32, 64));
+    // The image's left edge (dark) is now its top.
+    assert!(upright.get_pixel(16, 0).0[0] < 30 && upright.get_pixel(16, 63).0[0] > 200);
+}
+
+#[test]
 fn empty_body() {
     assert_eq!(error_of(&[], 1_000_000), DecodeError::Empty);
 }
