@@ -160,8 +160,9 @@ impl Watchlist {
                         expected: dim * 4,
                     });
                 }
-                let mut embedding = from_blob(&blob);
-                normalize(&mut embedding);
+                // Stored unit-length by `enrol`: used exactly as stored, so a
+                // restart changes no similarity by a single bit.
+                let embedding = from_blob(&blob);
                 entries.push(Enrolled {
                     name,
                     enrolled_at: Timestamp::from_unix_micros(micros),
@@ -259,9 +260,14 @@ impl Watchlist {
     }
 }
 
-/// Cosine similarity of two unit vectors.
+/// Cosine similarity of two unit vectors (kept within [-1, 1], which
+/// rounding can overstep by a few ulps).
 pub fn cosine(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| x * y).sum()
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| x * y)
+        .sum::<f32>()
+        .clamp(-1.0, 1.0)
 }
 
 /// The watchlist matches among `faces` (box and unit embedding each): each

@@ -5,6 +5,7 @@ use std::path::PathBuf;
 
 use airport_common::ConfigError;
 use airport_common::config::Lookup;
+use airport_vision::DetectorConfig;
 
 use crate::body::ImageLimits;
 
@@ -26,11 +27,13 @@ pub struct ServingConfig {
     pub retry_after_secs: u32,
     /// `MAX_BODY_BYTES` (default 8 MiB) and `MAX_IMAGE_PIXELS` (default 16 Mpx).
     pub limits: ImageLimits,
-    /// `DETECTION_MAX_SIDE`, default 640: frames are shrunk until their long
-    /// side is at most this before face detection (the detector's cost grows
-    /// with the pixel count; lower misses small faces).
+    /// `DETECTION_MAX_SIDE`, default airport-vision's (480): frames are
+    /// shrunk until their long side is at most this before face detection
+    /// (the detector's cost grows with the pixel count; lower misses small
+    /// faces).
     pub detection_max_side: u32,
-    /// `DETECTION_THRESHOLD`, default 0.5: the detector score a face needs.
+    /// `DETECTION_THRESHOLD`, default airport-vision's (0.5): the detector
+    /// score a face needs.
     pub detection_threshold: f32,
 }
 
@@ -42,6 +45,8 @@ pub fn cores() -> usize {
 impl ServingConfig {
     /// Reads the shared settings.
     pub fn from_lookup(l: &Lookup) -> Result<Self, ConfigError> {
+        // The detector's defaults are airport-vision's measured choices.
+        let detector = DetectorConfig::default();
         Ok(Self {
             listen: l.listen_addr()?,
             version: l.version()?,
@@ -53,8 +58,13 @@ impl ServingConfig {
                 max_body_bytes: l.bounded("MAX_BODY_BYTES", 8 << 20, 1024, 256 << 20)?,
                 max_image_pixels: l.bounded("MAX_IMAGE_PIXELS", 16_000_000, 1, 400_000_000)?,
             },
-            detection_max_side: l.bounded("DETECTION_MAX_SIDE", 640, 32, 8192)?,
-            detection_threshold: l.bounded("DETECTION_THRESHOLD", 0.5, 0.01, 1.0)?,
+            detection_max_side: l.bounded("DETECTION_MAX_SIDE", detector.max_side, 32, 8192)?,
+            detection_threshold: l.bounded(
+                "DETECTION_THRESHOLD",
+                detector.score_threshold,
+                0.01,
+                1.0,
+            )?,
         })
     }
 }
@@ -71,6 +81,7 @@ mod tests {
         assert_eq!(c.workers, cores());
         assert_eq!(c.queue_depth, 8);
         assert_eq!(c.limits.max_body_bytes, 8 << 20);
+        assert_eq!(c.detection_max_side, DetectorConfig::default().max_side);
         let e =
             ServingConfig::from_lookup(&Lookup::from_pairs([("VISION_WORKERS", "0")])).unwrap_err();
         assert_eq!(e.name, "VISION_WORKERS");
