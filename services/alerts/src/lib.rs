@@ -180,6 +180,7 @@ pub fn router(config: Config, store: Store, health: Health) -> Router {
         .route("/alerts", get(get_alerts).post(post_alert))
         .with_state(state)
         .merge(health::routes(status, health))
+        .method_not_allowed_fallback(airport_common::error::method_not_allowed_fallback)
         .fallback(airport_common::error::not_found_fallback)
         .layer(DefaultBodyLimit::max(limit))
 }

@@ -514,6 +514,7 @@ pub fn router(agent: Agent, health: Health) -> Router {
         .route("/metrics", get(metrics_handler))
         .with_state(agent)
         .merge(health::routes(status, health))
+        .method_not_allowed_fallback(airport_common::error::method_not_allowed_fallback)
         .fallback(airport_common::error::not_found_fallback)
         .layer(DefaultBodyLimit::max(64 << 10))
 }

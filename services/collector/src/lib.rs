@@ -301,6 +301,7 @@ pub fn router(config: Config, health: Health) -> Router {
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(health::routes(status, health))
+        .method_not_allowed_fallback(airport_common::error::method_not_allowed_fallback)
         .fallback(airport_common::error::not_found_fallback)
         .layer(DefaultBodyLimit::max(limit))
 }

@@ -121,6 +121,19 @@ impl IntoResponse for ApiError {
     }
 }
 
+/// Fallback for a known path asked with a method it does not serve: a JSON
+/// 405 naming both, instead of axum's empty body (axum still adds `Allow`).
+pub async fn method_not_allowed_fallback(
+    method: axum::http::Method,
+    uri: axum::http::Uri,
+) -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        format!("{} does not accept {method}", uri.path()),
+    )
+}
+
 /// Fallback for unknown routes: a JSON 404 naming the path.
 pub async fn not_found_fallback(uri: axum::http::Uri) -> ApiError {
     ApiError::not_found("not_found", format!("no route for {}", uri.path()))

@@ -357,6 +357,45 @@ async fn the_panel_and_cameras_refuse_bad_requests() {
     s.stop().await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_method_is_a_json_405_naming_it_on_every_service() {
+    let s = Stack::start(Options {
+        cameras: 1,
+        ..Options::default()
+    })
+    .await;
+    let mut services = vec![
+        ("section", s.section.url()),
+        ("alerts", s.alerts.url()),
+        ("collector", s.collector.url()),
+        ("image analysis", s.analysis.url()),
+        ("face recognition", s.recognition.url()),
+        ("cpanel v1", s.cpanel_v1.url()),
+        ("cpanel v2", s.cpanel_v2.url()),
+    ];
+    services.extend(s.cameras.iter().map(|c| ("camera agent", c.url())));
+    for (name, url) in services {
+        let r = support::client()
+            .send(
+                axum::http::Method::DELETE,
+                &format!("{url}/status"),
+                &[],
+                bytes::Bytes::new(),
+                support::T,
+            )
+            .await
+            .unwrap();
+        assert_error(&r, 405, "method_not_allowed", "DELETE");
+        let allow = r
+            .headers
+            .get(axum::http::header::ALLOW)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or_else(|| panic!("{name}: a 405 without Allow"));
+        assert!(allow.contains("GET"), "{name}: Allow {allow:?}");
+    }
+    s.stop().await;
+}
+
 fn base64_of(b: &[u8]) -> String {
     use base64::Engine;
     base64::engine::general_purpose::STANDARD.encode(b)

@@ -209,6 +209,7 @@ pub fn router(
         .route("/metrics", get(metrics))
         .with_state(state)
         .merge(health::routes(status, health))
+        .method_not_allowed_fallback(airport_common::error::method_not_allowed_fallback)
         .fallback(airport_common::error::not_found_fallback)
 }
 
