@@ -159,7 +159,22 @@ demo: mesh
 	$(MESH) attach
 endif
 
+# ConfigMaps made of the repository's folders of photos (binary: kubectl puts
+# them in binaryData; server-side apply, as the whole object would not fit the
+# client-side annotation): the cameras' frames and the watchlist. The local
+# mesh mounts the same folders for the same names (istio/local-mesh/src/daemon.rs,
+# folder_config_map).
+FOLDER_CONFIGMAPS := demo-frames=services/testdata/demo-frames watchlist-photos=services/testdata/watchlist
+
 deploy-app-default:
+ifeq ($(K8S),1)
+	$(KUBECTL) apply -f istio/workloads/00-namespace.yaml
+	@for pair in $(FOLDER_CONFIGMAPS); do \
+		create="$(KUBECTL) -n $(NAMESPACE) create configmap $${pair%%=*} --from-file=$${pair#*=} --dry-run=client -o yaml"; \
+		echo "$$create | $(KUBECTL) apply --server-side -f -"; \
+		$$create | $(KUBECTL) apply --server-side -f - || exit 1; \
+	done
+endif
 	$(APPLY) istio/workloads/
 ifeq ($(K8S),1)
 	$(KUBECTL) -n $(NAMESPACE) wait --for=condition=available deployment --all --timeout=300s

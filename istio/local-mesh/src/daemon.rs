@@ -631,19 +631,34 @@ impl Daemon {
             })
             .collect();
         let mut volumes = BTreeMap::new();
+        // Volumes that are a folder of the repository (volume name → folder).
+        let mut folders = BTreeMap::new();
         for (name, volume) in &deployment.volumes {
             let files = match volume {
                 Volume::EmptyDir => None,
                 Volume::ConfigMap { name: map, items } => {
-                    let data = model
+                    let applied = model
                         .config_maps
-                        .get(&(deployment.namespace.clone(), map.clone()))
-                        .ok_or_else(|| {
-                            format!(
+                        .get(&(deployment.namespace.clone(), map.clone()));
+                    let data = match (applied, folder_config_map(map)) {
+                        (Some(data), _) => data,
+                        (None, Some(folder)) => {
+                            if items.is_some() {
+                                return Err(format!(
+                                    "Deployment/{}: volume {name}: ConfigMap {map} is the folder {folder}, mounted whole here (no items)",
+                                    deployment.name
+                                ));
+                            }
+                            folders.insert(name.clone(), self.options.repo.join(folder));
+                            continue;
+                        }
+                        (None, None) => {
+                            return Err(format!(
                                 "Deployment/{}: volume {name} needs ConfigMap {map}, which is not applied",
                                 deployment.name
-                            )
-                        })?;
+                            ));
+                        }
+                    };
                     let mut files = BTreeMap::new();
                     for (key, text) in data {
                         let path = match items {
@@ -672,7 +687,10 @@ impl Daemon {
         let mut paths: Vec<(String, String)> = container
             .mounts
             .iter()
-            .map(|(mount, volume)| (mount.clone(), format!("volume:{volume}")))
+            .map(|(mount, volume)| match folders.get(volume) {
+                Some(folder) => (mount.clone(), folder.display().to_string()),
+                None => (mount.clone(), format!("volume:{volume}")),
+            })
             .collect();
         for (inside, local) in image_paths(&program) {
             paths.push((
@@ -1364,6 +1382,18 @@ fn image_paths(program: &str) -> Vec<(&'static str, &'static str)> {
     }
 }
 
+/// ConfigMaps that `make deploy-app-default K8S=1` makes of a folder of the
+/// repository (the Makefile's `FOLDER_CONFIGMAPS`, `kubectl create configmap
+/// NAME --from-file=FOLDER`): photos, binary files that no manifest carries.
+/// Here a Deployment mounting one that is not applied mounts the folder.
+fn folder_config_map(name: &str) -> Option<&'static str> {
+    match name {
+        "demo-frames" => Some("services/testdata/demo-frames"),
+        "watchlist-photos" => Some("services/testdata/watchlist"),
+        _ => None,
+    }
+}
+
 /// 32 random bytes as hex, for a `valueFrom: HOST` key nobody set.
 fn fresh_secret() -> Result<String, String> {
     let mut bytes = [0u8; 32];
@@ -1450,6 +1480,28 @@ mod tests {
         assert_eq!(local_path("/modelsX", &paths, pod), "/modelsX");
         assert_eq!(local_path("1=/models", &paths, pod), "1=/models");
         assert_eq!(local_path("http://x:8080", &paths, pod), "http://x:8080");
+    }
+
+    /// The folders the local mesh mounts are the ones `make` turns into
+    /// ConfigMaps for a cluster, and they exist.
+    #[test]
+    fn folder_config_maps_are_the_makefiles() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let makefile = std::fs::read_to_string(repo.join("Makefile")).unwrap();
+        let line = makefile
+            .lines()
+            .find_map(|l| l.strip_prefix("FOLDER_CONFIGMAPS :="))
+            .expect("FOLDER_CONFIGMAPS in the Makefile");
+        let pairs: Vec<(&str, &str)> = line
+            .split_whitespace()
+            .map(|pair| pair.split_once('=').unwrap())
+            .collect();
+        assert_eq!(pairs.len(), 2, "{line}");
+        for (name, folder) in pairs {
+            assert_eq!(folder_config_map(name), Some(folder), "{name}");
+            assert!(repo.join(folder).is_dir(), "{folder}");
+        }
+        assert_eq!(folder_config_map("cpanel-cameras"), None);
     }
 
     #[test]
