@@ -38,6 +38,9 @@ Commands (JSON on stdout):
   reference.py stages --models DIR [--iterations N] [--warmup W] IMAGE...
       per image: every stage's time of every iteration, analysis and
       recognition, and the last iteration's results (for the parity check).
+  reference.py ops MODEL SHAPE [--runs N]
+      onnxruntime's profile of one model (ms per op kind and slowest nodes),
+      the twin of `cargo run --release -p vision-bench --example tract_ops`.
   reference.py throughput --models DIR --pipeline analysis|recognition
       --mode processes|threads|intra --workers N --seconds S IMAGE
       frames per second on one image: `processes` runs N processes, each with
@@ -628,6 +631,56 @@ def command_throughput(args):
     )
 
 
+def command_ops(args):
+    """onnxruntime's own profile of one model: milliseconds per run by op
+    kind and for the slowest nodes (the twin of examples/tract_ops.rs)."""
+    import collections
+    import tempfile
+
+    name = os.path.basename(args.model)
+    if name == DETECTOR_FILE:
+        model = dynamic_detector(args.model)
+    elif name == EMBEDDER_FILE:
+        model = constant_initializers(args.model)
+    else:
+        model = plain(args.model)
+    shape = [int(d) for d in args.shape.split("x")]
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 3
+    options.enable_profiling = True
+    with tempfile.TemporaryDirectory() as tmp:
+        options.profile_file_prefix = os.path.join(tmp, "ops")
+        sess = ort.InferenceSession(model, options, providers=["CPUExecutionProvider"])
+        x = (np.arange(int(np.prod(shape))) * 7919 % 255).astype(np.float32).reshape(shape)
+        feed = {sess.get_inputs()[0].name: x}
+        for _ in range(args.runs + 1):
+            sess.run(None, feed)
+        with open(sess.end_profiling()) as f:
+            events = json.load(f)
+    runs = [e["dur"] for e in events if e.get("cat") == "Session" and e.get("name") == "model_run"][1:]
+    by_op, by_node = collections.Counter(), collections.Counter()
+    seen_first = collections.Counter()
+    for e in events:
+        if e.get("cat") != "Node" or not e.get("name", "").endswith("_kernel_time"):
+            continue
+        node = e["name"][: -len("_kernel_time")]
+        seen_first[node] += 1
+        if seen_first[node] == 1:
+            continue  # the warm-up run
+        by_op[e["args"]["op_name"]] += e["dur"]
+        by_node[f"{node} ({e['args']['op_name']})"] += e["dur"]
+    n = max(len(runs), 1)
+    print(f"{args.model} {shape}: {sum(runs) / n / 1000:.2f} ms per run ({len(runs)} runs)")
+    print("by op kind:")
+    for op, us in by_op.most_common(12):
+        print(f"  {op:<32} {us / n / 1000:8.2f} ms")
+    print("slowest nodes:")
+    for node, us in by_node.most_common(10):
+        print(f"  {us / n / 1000:7.2f} ms {node}")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -644,10 +697,17 @@ def main():
     tp.add_argument("--workers", type=int, default=2)
     tp.add_argument("--seconds", type=float, default=10.0)
     tp.add_argument("image")
+    ops = sub.add_parser("ops")
+    ops.add_argument("model")
+    ops.add_argument("shape", help="input shape, e.g. 1x3x384x480")
+    ops.add_argument("--runs", type=int, default=20)
     for p in (stages, tp):
         p.add_argument("--max-side", type=int, default=MAX_SIDE, help="detection resolution: long side at most")
         p.add_argument("--max-batch", type=int, default=MAX_BATCH, help="chips per inference call")
     args = parser.parse_args()
+    if args.command == "ops":
+        command_ops(args)
+        return
     if args.max_side < ALIGN or args.max_batch < 1:
         parser.error("--max-side must be at least 32 and --max-batch at least 1")
     if args.command == "stages":

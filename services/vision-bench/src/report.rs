@@ -384,14 +384,14 @@ impl Report {
         // Throughput.
         let _ = writeln!(
             s,
-            "### Throughput, {main_name}, {workers} workers on {} cores (frames/s, median of the rounds, min–max; ratios against the best onnxruntime configuration of the same round)\n",
+            "### Throughput, {main_name}, {workers} workers on {} cores (frames/s, median of the rounds, min–max; `vs best ort`: against the best onnxruntime configuration of the same round; `scaling`: against the same side's one-thread frame rate of the same round)\n",
             std::thread::available_parallelism().map_or(1, usize::from)
         );
         let _ = writeln!(
             s,
-            "| configuration | analysis frames/s | p50 ms | vs best ort | recognition frames/s | p50 ms | vs best ort |"
+            "| configuration | analysis frames/s | p50 ms | vs best ort | scaling | recognition frames/s | p50 ms | vs best ort | scaling |"
         );
-        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|");
+        let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
         let mut rows: Vec<ThroughputRow> = self.throughput.keys().map(|(_, r)| *r).collect();
         rows.sort();
         rows.dedup();
@@ -399,9 +399,29 @@ impl Report {
             let mut cells = Vec::new();
             for pipeline in [0u8, 1] {
                 let Some(measured) = self.throughput.get(&(pipeline, row)) else {
-                    cells.push("– | – | –".to_string());
+                    cells.push("– | – | – | –".to_string());
                     continue;
                 };
+                // Against the same side's one-thread frame rate of the same
+                // round (the per-stage runs): how well the workers scale.
+                let scaling: Vec<f64> = measured
+                    .iter()
+                    .filter_map(|(round, t)| {
+                        let (tract, ort) = self.rounds.get(*round)?;
+                        let runs = match row {
+                            ThroughputRow::Python(_) => ort,
+                            _ => tract,
+                        };
+                        let run = runs.get(self.main)?;
+                        let samples = if pipeline == 0 {
+                            &run.analysis
+                        } else {
+                            &run.recognition
+                        };
+                        let single_fps = 1000.0 / median(&samples.frame_ms);
+                        Some(t.fps() / single_fps)
+                    })
+                    .collect();
                 let fps: Vec<f64> = measured.iter().map(|(_, t)| t.fps()).collect();
                 let latencies: Vec<f64> = measured
                     .iter()
@@ -415,10 +435,11 @@ impl Report {
                     })
                     .collect();
                 cells.push(format!(
-                    "{} | {:.0} | {:.2}",
+                    "{} | {:.0} | {:.2} | {:.2}x",
                     spread(&fps, 2),
                     percentile(&latencies, 0.5),
-                    median(&ratios)
+                    median(&ratios),
+                    median(&scaling)
                 ));
             }
             let _ = writeln!(
