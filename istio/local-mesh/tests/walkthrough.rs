@@ -387,7 +387,57 @@ fn the_seed_walkthrough_on_the_local_mesh() {
         );
         std::thread::sleep(Duration::from_millis(250));
     }
+    // The cameras stream the demo frames (ConfigMap demo-frames: here the
+    // folder services/testdata/demo-frames), the first of them Grace Hopper,
+    // whom face recognition enrolled as PersonX from the ConfigMap
+    // watchlist-photos. So the first frames give faces with ages and a
+    // PersonX alert, and the seed's dashboard shows both.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let page = mesh.text("/");
+        if page.contains(" | age: ") && page.contains("name: <b>PersonX</b>") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no faces and PersonX alert on the dashboard in 60 s:\n{page}"
+        );
+        std::thread::sleep(Duration::from_millis(250));
+    }
     assert_eq!(mesh.get("/production?toggle=off").status, 200);
+    let alerts: Value = serde_json::from_str(&mesh.text("/alerts/alerts?limit=1")).unwrap();
+    let alert = &alerts["alerts"][0];
+    assert_eq!(alert["name"], "PersonX", "{alerts}");
+    assert!(alert["confidence"].as_f64().unwrap() >= 0.37, "{alert}");
+    // The alert's frame is stored in its section, with its faces and ages.
+    let stats: Value = serde_json::from_str(&mesh.text("/sections/1/stats?limit=500")).unwrap();
+    let frame = stats["recent"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r["frame_id"] == alert["frame_id"])
+        .unwrap_or_else(|| panic!("the alert's frame is not in section 1: {alert}"));
+    assert!(frame["count"].as_u64().unwrap() >= 1, "{frame}");
+    let people = frame["people"].as_array().unwrap();
+    for person in people {
+        assert!(person["age_bracket"].is_string(), "{frame}");
+    }
+    // On one of those faces (image analysis and face recognition each found it).
+    let centre =
+        |b: &Value, x: &str, w: &str| b[x].as_f64().unwrap() + b[w].as_f64().unwrap() / 2.0;
+    let inside = |b: &Value, v: f64, x: &str, w: &str| {
+        (b[x].as_f64().unwrap()..=b[x].as_f64().unwrap() + b[w].as_f64().unwrap()).contains(&v)
+    };
+    let (cx, cy) = (
+        centre(&alert["box"], "x", "width"),
+        centre(&alert["box"], "y", "height"),
+    );
+    assert!(
+        people
+            .iter()
+            .any(|p| inside(&p["box"], cx, "x", "width") && inside(&p["box"], cy, "y", "height")),
+        "the alert {alert} is on no face of {frame}"
+    );
 
     // make load-front on the default routes: the dashboard is v1 only.
     assert_eq!(
