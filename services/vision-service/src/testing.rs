@@ -15,7 +15,7 @@ pub fn workspace_root() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The models for tests: where `make models` installs them (`$MODEL_DIR`,
+/// The models for tests: where `make models` installs them (`$MODELS_DIR`,
 /// else `<workspace>/.models`). An error naming the fix if absent.
 pub fn models_dir() -> Result<PathBuf, String> {
     let dir = airport_vision::model_dir(&workspace_root());

@@ -49,7 +49,7 @@ pub enum VisionError {
     #[error(transparent)]
     Decode(#[from] DecodeError),
     /// A model file is not where the configuration says.
-    #[error("model file {path} not found: run `make models` (or set MODEL_DIR)")]
+    #[error("model file {path} not found: run `make models` (or set MODELS_DIR)")]
     ModelMissing {
         /// The expected path.
         path: PathBuf,

@@ -25,10 +25,10 @@ pub const AGE_FILE: &str = "age-v1.onnx";
 /// File name of the default embedding model in a model directory.
 pub const EMBEDDER_FILE: &str = "w600k_mbf.onnx";
 
-/// The model directory: `$MODEL_DIR` if set, else `.models` under
+/// The model directory: `$MODELS_DIR` if set, else `.models` under
 /// `workspace_root` (where `make models` installs them).
 pub fn model_dir(workspace_root: &Path) -> PathBuf {
-    std::env::var_os("MODEL_DIR")
+    std::env::var_os("MODELS_DIR")
         .map(PathBuf::from)
         .unwrap_or_else(|| workspace_root.join(".models"))
 }

@@ -11,7 +11,7 @@ pub fn workspace_root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
 
-/// The installed models: `$MODEL_DIR` or `<repo>/.models`. Fails (never
+/// The installed models: `$MODELS_DIR` or `<repo>/.models`. Fails (never
 /// skips) when they are missing, saying how to install them.
 pub fn model_dir() -> PathBuf {
     let dir = airport_vision::model_dir(&workspace_root());
@@ -19,7 +19,7 @@ pub fn model_dir() -> PathBuf {
     assert!(
         probe.is_file(),
         "the vision models are not installed ({} is missing): run `make models` \
-         (or scripts/install-models.sh; MODEL_DIR overrides the directory)",
+         (or scripts/install-models.sh; MODELS_DIR overrides the directory)",
         probe.display()
     );
     dir
