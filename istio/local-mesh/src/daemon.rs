@@ -222,7 +222,8 @@ impl Model {
         let mut config_maps = BTreeMap::new();
         for doc in store.iter().filter(|d| d.value["kind"] == "ConfigMap") {
             let key = kube::key_of(&doc.value);
-            config_maps.insert((key.1, key.2), kube::config_map(&doc.value));
+            let data = kube::config_map(&doc.value).map_err(|e| format!("{}: {e}", doc.source))?;
+            config_maps.insert((key.1, key.2), data);
         }
         let mut services = Vec::new();
         let mut deployments = Vec::new();

@@ -529,9 +529,18 @@ pub fn service(doc: &Value) -> Result<Service, KubeError> {
     })
 }
 
-/// A ConfigMap's `data`.
-pub fn config_map(doc: &Value) -> BTreeMap<String, String> {
-    string_map(&doc["data"])
+/// A ConfigMap's `data`. `binaryData` is refused by name: its files would
+/// reach the pods as text, so a pod would silently get broken or no files.
+pub fn config_map(doc: &Value) -> Result<BTreeMap<String, String>, KubeError> {
+    let resource = format!("ConfigMap/{}", key_of(doc).2);
+    if doc["binaryData"].as_object().is_some_and(|m| !m.is_empty()) {
+        return Err(field(
+            &resource,
+            "binaryData",
+            "not supported by the local mesh (only data); a folder ConfigMap such as demo-frames or watchlist-photos needs no apply here, the mesh mounts its committed folder",
+        ));
+    }
+    Ok(string_map(&doc["data"]))
 }
 
 #[cfg(test)]
@@ -542,6 +551,22 @@ mod tests {
 
     fn one(yaml: &str) -> Value {
         parse_file("test.yaml", yaml).unwrap().remove(0).value
+    }
+
+    #[test]
+    fn a_config_map_with_binary_data_is_refused_by_name() {
+        let doc = one(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: demo-frames, namespace: airport}\nbinaryData: {a.jpg: /9j/4AAQ}\n",
+        );
+        let message = config_map(&doc).unwrap_err().to_string();
+        assert!(
+            message.contains("ConfigMap/demo-frames") && message.contains("binaryData"),
+            "{message}"
+        );
+        let text = one(
+            "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: c, namespace: airport}\ndata: {fps: \"3\"}\n",
+        );
+        assert_eq!(config_map(&text).unwrap()["fps"], "3");
     }
 
     const CAMERA: &str = r#"
