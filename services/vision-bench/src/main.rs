@@ -29,7 +29,9 @@
 //! Options: `--rounds N` (5), `--iterations N` (3 timed runs per image and
 //! round), `--seconds S` (8, per throughput row), `--workers N` (2),
 //! `--no-http`, `--bin-dir DIR` (where the service binaries are; default:
-//! beside this binary).
+//! beside this binary), `--ort-design-side N` (640; 0 for none: one more
+//! onnxruntime row detecting at that long side, outside the same-pipeline
+//! comparison, to show what the detection resolution is worth).
 
 mod http_side;
 mod parity;
@@ -60,6 +62,8 @@ struct Options {
     workers: usize,
     http: bool,
     bin_dir: Option<PathBuf>,
+    /// A detection resolution for an extra onnxruntime row (0: none).
+    design_side: u32,
 }
 
 impl Options {
@@ -72,6 +76,7 @@ impl Options {
             workers: 2,
             http: true,
             bin_dir: None,
+            design_side: 640,
         };
         let mut args = std::env::args().skip(1);
         while let Some(arg) = args.next() {
@@ -92,10 +97,20 @@ impl Options {
                         .with_context(|| format!("--seconds {v:?} is not a positive number"))?;
                 }
                 "--no-http" => o.http = false,
+                "--ort-design-side" => {
+                    let v = value("--ort-design-side")?;
+                    o.design_side = v
+                        .parse::<u32>()
+                        .ok()
+                        .filter(|s| *s == 0 || *s >= 32)
+                        .with_context(|| {
+                            format!("--ort-design-side {v:?} is not 0 or a side of at least 32")
+                        })?;
+                }
                 "--bin-dir" => o.bin_dir = Some(PathBuf::from(value("--bin-dir")?)),
                 "--help" | "-h" => {
                     println!(
-                        "vision-bench [--rounds N] [--iterations N] [--seconds S] [--workers N] [--no-http] [--bin-dir DIR]"
+                        "vision-bench [--rounds N] [--iterations N] [--seconds S] [--workers N] [--no-http] [--bin-dir DIR] [--ort-design-side N]"
                     );
                     std::process::exit(0);
                 }
@@ -308,6 +323,9 @@ fn run() -> Result<bool> {
                 configs.push(ThroughputRow::Http);
             }
             configs.extend(PythonMode::ALL.map(ThroughputRow::Python));
+            if options.design_side != 0 && options.design_side != max_side {
+                configs.push(ThroughputRow::PythonDetectingAt(options.design_side));
+            }
             let n = configs.len();
             configs.rotate_left(round % n);
             for config in configs {
@@ -337,6 +355,15 @@ fn run() -> Result<bool> {
                     ThroughputRow::Python(mode) => python.throughput(
                         pipeline,
                         mode,
+                        None,
+                        &main_image.path,
+                        options.workers,
+                        options.seconds,
+                    )?,
+                    ThroughputRow::PythonDetectingAt(side) => python.throughput(
+                        pipeline,
+                        PythonMode::Processes,
+                        Some(side),
                         &main_image.path,
                         options.workers,
                         options.seconds,

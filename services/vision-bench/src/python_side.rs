@@ -215,11 +215,13 @@ impl PythonSide {
         Ok((answer.runtime, runs))
     }
 
-    /// Frames per second of the Python pipeline on `image`.
+    /// Frames per second of the Python pipeline on `image`, detecting at
+    /// `max_side` (the tract side's unless told otherwise).
     pub fn throughput(
         &self,
         pipeline: Pipeline,
         mode: PythonMode,
+        max_side: Option<u32>,
         image: &Path,
         workers: usize,
         seconds: f64,
@@ -229,7 +231,7 @@ impl PythonSide {
             "--models".to_string(),
             self.models.display().to_string(),
             "--max-side".to_string(),
-            self.max_side.to_string(),
+            max_side.unwrap_or(self.max_side).to_string(),
             "--pipeline".to_string(),
             pipeline.name().to_string(),
             "--mode".to_string(),

@@ -21,6 +21,9 @@ pub enum ThroughputRow {
     Http,
     /// reference.py.
     Python(PythonMode),
+    /// reference.py as N processes, detecting at another long side: not the
+    /// same pipeline, so outside the ratios; what the resolution is worth.
+    PythonDetectingAt(u32),
 }
 
 impl ThroughputRow {
@@ -34,6 +37,10 @@ impl ThroughputRow {
                 "the service over HTTP (loopback, {workers} workers, {workers} concurrent clients)"
             ),
             ThroughputRow::Python(mode) => mode.label(workers),
+            ThroughputRow::PythonDetectingAt(side) => format!(
+                "*not the same pipeline:* {}, detecting at a long side of {side}",
+                PythonMode::Processes.label(workers)
+            ),
         }
     }
 }
@@ -407,6 +414,9 @@ impl Report {
                 let scaling: Vec<f64> = measured
                     .iter()
                     .filter_map(|(round, t)| {
+                        if matches!(row, ThroughputRow::PythonDetectingAt(_)) {
+                            return None;
+                        }
                         let (tract, ort) = self.rounds.get(*round)?;
                         let runs = match row {
                             ThroughputRow::Python(_) => ort,
@@ -435,11 +445,15 @@ impl Report {
                     })
                     .collect();
                 cells.push(format!(
-                    "{} | {:.0} | {:.2} | {:.2}x",
+                    "{} | {:.0} | {:.2} | {}",
                     spread(&fps, 2),
                     percentile(&latencies, 0.5),
                     median(&ratios),
-                    median(&scaling)
+                    if scaling.is_empty() {
+                        "–".to_string()
+                    } else {
+                        format!("{:.2}x", median(&scaling))
+                    }
                 ));
             }
             let _ = writeln!(
@@ -448,6 +462,42 @@ impl Report {
                 row.label(workers),
                 cells[0],
                 cells[1]
+            );
+        }
+        // The whole service against the other-resolution Python row, round by
+        // round.
+        let design: Vec<(u8, u32, Vec<f64>)> = self
+            .throughput
+            .iter()
+            .filter_map(|((pipeline, row), other)| match row {
+                ThroughputRow::PythonDetectingAt(side) => Some((*pipeline, *side, other)),
+                _ => None,
+            })
+            .map(|(pipeline, side, other)| {
+                let ours = self
+                    .throughput
+                    .get(&(pipeline, ThroughputRow::Http))
+                    .or_else(|| self.throughput.get(&(pipeline, ThroughputRow::Tract)));
+                let ratios = other
+                    .iter()
+                    .filter_map(|(round, theirs)| {
+                        let (_, mine) = ours?.iter().find(|(r, _)| r == round)?;
+                        Some(mine.fps() / theirs.fps())
+                    })
+                    .collect();
+                (pipeline, side, ratios)
+            })
+            .collect();
+        for (pipeline, side, ratios) in design {
+            let _ = writeln!(
+                s,
+                "\n{}: the service (or tract in process) at its own detection size against onnxruntime detecting at {side}: {:.2}x the frames/s (median of per-round ratios).",
+                if pipeline == 0 {
+                    "Image analysis"
+                } else {
+                    "Face recognition"
+                },
+                median(&ratios)
             );
         }
         s
