@@ -38,6 +38,10 @@ Commands (JSON on stdout):
   reference.py stages --models DIR [--iterations N] [--warmup W] IMAGE...
       per image: every stage's time of every iteration, analysis and
       recognition, and the last iteration's results (for the parity check).
+  reference.py serve --models DIR
+      the same per image, on request: one JSON line in ({"image": PATH,
+      "warmup": W, "iterations": N}), one JSON line out, models loaded once
+      (the benchmark interleaves the two sides image by image with this).
   reference.py ops MODEL SHAPE [--runs N]
       onnxruntime's profile of one model (ms per op kind and slowest nodes),
       the twin of `cargo run --release -p vision-bench --example tract_ops`.
@@ -484,26 +488,46 @@ def read(path):
         sys.exit(f"error: cannot read image {path}: {e}")
 
 
+def stage_runs(ref, path, warmup, iterations):
+    """Both pipelines on one image: `warmup` untimed runs, then `iterations`
+    timed ones (analysis and recognition alternating); every stage's times and
+    the last run's faces."""
+    data = read(path)
+    for _ in range(warmup):
+        ref.analyze(data)
+        ref.recognize(data)
+    entry = {"image": path, "analysis": {"stages": {}, "frame_ms": []}, "recognition": {"stages": {}, "frame_ms": []}}
+    for _ in range(iterations):
+        for kind, run in (("analysis", ref.analyze), ("recognition", ref.recognize)):
+            start = time.perf_counter()
+            width, height, faces, stages = run(data)
+            entry[kind]["frame_ms"].append((time.perf_counter() - start) * 1000.0)
+            for stage, ms in stages.items():
+                entry[kind]["stages"].setdefault(stage, []).append(ms)
+            entry[kind]["faces"] = faces
+            entry["width"], entry["height"] = width, height
+    return entry
+
+
 def command_stages(args):
     ref = Reference(args.models, threads=args.threads, max_side=args.max_side, max_batch=args.max_batch)
-    out = []
-    for path in args.images:
-        data = read(path)
-        for _ in range(args.warmup):
-            ref.analyze(data)
-            ref.recognize(data)
-        entry = {"image": path, "analysis": {"stages": {}, "frame_ms": []}, "recognition": {"stages": {}, "frame_ms": []}}
-        for _ in range(args.iterations):
-            for kind, run in (("analysis", ref.analyze), ("recognition", ref.recognize)):
-                start = time.perf_counter()
-                width, height, faces, stages = run(data)
-                entry[kind]["frame_ms"].append((time.perf_counter() - start) * 1000.0)
-                for stage, ms in stages.items():
-                    entry[kind]["stages"].setdefault(stage, []).append(ms)
-                entry[kind]["faces"] = faces
-                entry["width"], entry["height"] = width, height
-        out.append(entry)
+    out = [stage_runs(ref, path, args.warmup, args.iterations) for path in args.images]
     json.dump({"runtime": f"onnxruntime {ort.__version__}", "threads": args.threads, "images": out}, sys.stdout)
+
+
+def command_serve(args):
+    """Models loaded once; then one JSON request a line on stdin
+    ({"image", "warmup", "iterations"}), one JSON answer a line on stdout (as
+    `stages` gives for one image), so the benchmark can interleave the two
+    sides image by image. The first line out names the runtime."""
+    ref = Reference(args.models, threads=args.threads, max_side=args.max_side, max_batch=args.max_batch)
+    print(json.dumps({"runtime": f"onnxruntime {ort.__version__}"}), flush=True)
+    for line in sys.stdin:
+        if not line.strip():
+            continue
+        request = json.loads(line)
+        entry = stage_runs(ref, request["image"], int(request["warmup"]), int(request["iterations"]))
+        print(json.dumps(entry), flush=True)
 
 
 def throughput_worker(args, threads, data, barrier, results, index):
@@ -690,6 +714,9 @@ def main():
     stages.add_argument("--warmup", type=int, default=1)
     stages.add_argument("--threads", type=int, default=1)
     stages.add_argument("images", nargs="+")
+    serve = sub.add_parser("serve")
+    serve.add_argument("--models", required=True)
+    serve.add_argument("--threads", type=int, default=1)
     tp = sub.add_parser("throughput")
     tp.add_argument("--models", required=True)
     tp.add_argument("--pipeline", choices=["analysis", "recognition"], required=True)
@@ -701,7 +728,7 @@ def main():
     ops.add_argument("model")
     ops.add_argument("shape", help="input shape, e.g. 1x3x384x480")
     ops.add_argument("--runs", type=int, default=20)
-    for p in (stages, tp):
+    for p in (stages, serve, tp):
         p.add_argument("--max-side", type=int, default=MAX_SIDE, help="detection resolution: long side at most")
         p.add_argument("--max-batch", type=int, default=MAX_BATCH, help="chips per inference call")
     args = parser.parse_args()
@@ -712,6 +739,8 @@ def main():
         parser.error("--max-side must be at least 32 and --max-batch at least 1")
     if args.command == "stages":
         command_stages(args)
+    elif args.command == "serve":
+        command_serve(args)
     else:
         command_throughput(args)
 

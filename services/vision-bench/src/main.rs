@@ -285,7 +285,9 @@ fn run() -> Result<bool> {
         report.note("HTTP rows not measured (--no-http)".to_string());
     }
 
-    let paths: Vec<&Path> = images.iter().map(|i| i.path.as_path()).collect();
+    eprintln!("loading the models into onnxruntime (reference.py serve)");
+    let mut server = python.serve()?;
+    report.ort_runtime(server.runtime.clone());
     for round in 0..options.rounds {
         eprintln!(
             "round {}/{} (load average {})",
@@ -294,24 +296,26 @@ fn run() -> Result<bool> {
             stats::load_average()
         );
         report.load(stats::load_average());
-        // Per-stage latency, one thread, alternating which side goes first.
-        let tract_first = round % 2 == 0;
+        // Per-stage latency, one thread, image by image, alternating which
+        // side goes first (so a load change hits both sides alike).
         let mut tract_runs = Vec::new();
         let mut ort_runs = Vec::new();
-        for side in if tract_first { [0, 1] } else { [1, 0] } {
-            if side == 0 {
-                for image in &images {
+        for (i, image) in images.iter().enumerate() {
+            let tract_first = (round + i) % 2 == 0;
+            for side in if tract_first { [0, 1] } else { [1, 0] } {
+                if side == 0 {
                     tract_runs.push(
                         tract
                             .stages(&image.bytes, options.warmup, options.iterations)
                             .with_context(|| format!("tract on {}", image.name))?,
                     );
+                } else {
+                    ort_runs.push(
+                        server
+                            .run_image(&image.path, options.warmup, options.iterations)
+                            .with_context(|| format!("onnxruntime on {}", image.name))?,
+                    );
                 }
-            } else {
-                let (runtime_name, runs) =
-                    python.stages(&paths, options.warmup, options.iterations)?;
-                report.ort_runtime(runtime_name);
-                ort_runs = runs;
             }
         }
         report.stages_round(&tract_runs, &ort_runs);

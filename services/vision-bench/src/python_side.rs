@@ -2,11 +2,13 @@
 //! a child process per measurement, its JSON answer read back.
 
 use std::collections::BTreeMap;
+use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Child, ChildStdin, ChildStdout, Command, Stdio};
 
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
+use serde::de::DeserializeOwned;
 
 use crate::results::{Face, ImageRun, Samples, Throughput};
 use crate::tract_side::Pipeline;
@@ -67,12 +69,6 @@ pub struct PythonSide {
     pub models: PathBuf,
     /// Detection resolution (long side at most), as the tract side's.
     pub max_side: u32,
-}
-
-#[derive(Deserialize)]
-struct StagesAnswer {
-    runtime: String,
-    images: Vec<ImageAnswer>,
 }
 
 #[derive(Deserialize)]
@@ -166,53 +162,38 @@ impl PythonSide {
         Ok(out.stdout)
     }
 
-    /// Per-stage timings and results of both pipelines on each image.
-    pub fn stages(
-        &self,
-        images: &[&Path],
-        warmup: usize,
-        iterations: usize,
-    ) -> Result<(String, Vec<ImageRun>)> {
-        let mut args = vec![
-            "stages".to_string(),
-            "--models".to_string(),
-            self.models.display().to_string(),
-            "--max-side".to_string(),
-            self.max_side.to_string(),
-            "--warmup".to_string(),
-            warmup.to_string(),
-            "--iterations".to_string(),
-            iterations.to_string(),
-        ];
-        args.extend(images.iter().map(|p| p.display().to_string()));
-        let answer: StagesAnswer = serde_json::from_slice(&self.run(&args)?)
-            .context("reading reference.py's stages answer")?;
-        if answer.images.len() != images.len() {
-            bail!(
-                "reference.py answered for {} images, asked for {}",
-                answer.images.len(),
-                images.len()
-            );
-        }
-        let runs = answer
-            .images
-            .into_iter()
-            .map(|i| ImageRun {
-                width: i.width,
-                height: i.height,
-                analysis: Samples {
-                    stages: i.analysis.stages,
-                    frame_ms: i.analysis.frame_ms,
-                },
-                recognition: Samples {
-                    stages: i.recognition.stages,
-                    frame_ms: i.recognition.frame_ms,
-                },
-                analysis_faces: i.analysis.faces.into_iter().map(Face::from).collect(),
-                recognition_faces: i.recognition.faces.into_iter().map(Face::from).collect(),
-            })
-            .collect();
-        Ok((answer.runtime, runs))
+    /// Starts `reference.py serve`: the models loaded once in a child
+    /// process that answers per-image stage runs on request.
+    pub fn serve(&self) -> Result<StageServer> {
+        let mut child = Command::new(&self.python)
+            .arg(&self.script)
+            .args([
+                "serve".to_string(),
+                "--models".to_string(),
+                self.models.display().to_string(),
+                "--max-side".to_string(),
+                self.max_side.to_string(),
+            ])
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .with_context(|| format!("starting {} serve", self.script.display()))?;
+        let stdin = child.stdin.take().context("no stdin to reference.py")?;
+        let stdout = BufReader::new(child.stdout.take().context("no stdout from reference.py")?);
+        let mut server = StageServer {
+            child,
+            stdin,
+            stdout,
+            runtime: String::new(),
+        };
+        let hello: serde_json::Value = server.read_line()?;
+        server.runtime = hello
+            .get("runtime")
+            .and_then(serde_json::Value::as_str)
+            .context("reference.py serve did not name its runtime")?
+            .to_string();
+        Ok(server)
     }
 
     /// Frames per second of the Python pipeline on `image`, detecting at
@@ -248,6 +229,70 @@ impl PythonSide {
             frames: answer.frames,
             seconds: answer.seconds,
             latencies_ms: answer.latencies_ms,
+        })
+    }
+}
+
+/// `reference.py serve`: per-image stage runs on request, models loaded once;
+/// the child is ended when this is dropped.
+#[derive(Debug)]
+pub struct StageServer {
+    child: Child,
+    stdin: ChildStdin,
+    stdout: BufReader<ChildStdout>,
+    /// The runtime it reported ("onnxruntime 1.31.1").
+    pub runtime: String,
+}
+
+impl Drop for StageServer {
+    fn drop(&mut self) {
+        // Our own child, by its handle.
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl StageServer {
+    fn read_line<T: DeserializeOwned>(&mut self) -> Result<T> {
+        let mut line = String::new();
+        let n = self
+            .stdout
+            .read_line(&mut line)
+            .context("reading from reference.py serve")?;
+        if n == 0 {
+            bail!("reference.py serve stopped (see its error above)");
+        }
+        serde_json::from_str(&line).context("reading reference.py serve's answer")
+    }
+
+    /// Both pipelines on `image`: `warmup` untimed, then `iterations` timed runs.
+    pub fn run_image(
+        &mut self,
+        image: &Path,
+        warmup: usize,
+        iterations: usize,
+    ) -> Result<ImageRun> {
+        let request = serde_json::json!({
+            "image": image.display().to_string(),
+            "warmup": warmup,
+            "iterations": iterations,
+        });
+        writeln!(self.stdin, "{request}").context("writing to reference.py serve")?;
+        self.stdin.flush()?;
+        let i: ImageAnswer = self.read_line()?;
+        Ok(ImageRun {
+            width: i.width,
+            height: i.height,
+            analysis: Samples {
+                stages: i.analysis.stages,
+                frame_ms: i.analysis.frame_ms,
+            },
+            recognition: Samples {
+                stages: i.recognition.stages,
+                frame_ms: i.recognition.frame_ms,
+            },
+            analysis_faces: i.analysis.faces.into_iter().map(Face::from).collect(),
+            recognition_faces: i.recognition.faces.into_iter().map(Face::from).collect(),
         })
     }
 }
