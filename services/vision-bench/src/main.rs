@@ -287,7 +287,7 @@ fn run() -> Result<bool> {
 
     eprintln!("loading the models into onnxruntime (reference.py serve)");
     let mut server = python.serve()?;
-    report.ort_runtime(server.runtime.clone());
+    eprintln!("reference.py serve runs on {}", server.runtime);
     for round in 0..options.rounds {
         eprintln!(
             "round {}/{} (load average {})",

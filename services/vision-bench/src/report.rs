@@ -50,7 +50,6 @@ impl ThroughputRow {
 pub struct Report {
     options: String,
     python_versions: String,
-    ort_runtime: String,
     images: Vec<String>,
     main: usize,
     loads: Vec<String>,
@@ -97,7 +96,6 @@ impl Report {
         Self {
             options: options.to_string(),
             python_versions: python_versions.to_string(),
-            ort_runtime: String::new(),
             images: images.iter().map(|i| i.name.clone()).collect(),
             main,
             loads: Vec::new(),
@@ -117,11 +115,6 @@ impl Report {
     /// The load average at a point of the run.
     pub fn load(&mut self, load: String) {
         self.loads.push(load);
-    }
-
-    /// The runtime reference.py reported.
-    pub fn ort_runtime(&mut self, name: String) {
-        self.ort_runtime = name;
     }
 
     /// The faces the service reported for the main frame.
@@ -214,8 +207,7 @@ impl Report {
         );
         let _ = writeln!(
             s,
-            "Python side: {} ({}). Load average (1/5/15 min) at the start of each round and at the end: {}.\n",
-            self.ort_runtime,
+            "Python side: {}. Load average (1/5/15 min) at the start of each round and at the end: {}.\n",
             self.python_versions,
             self.loads.join("; ")
         );
