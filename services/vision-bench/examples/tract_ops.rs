@@ -12,6 +12,8 @@
 //! and MobileFaceNet run slower here than in the pipeline.
 
 use std::collections::HashMap;
+use std::fmt::Write as _;
+use std::io::Write as _;
 use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
@@ -70,22 +72,26 @@ fn main() -> Result<()> {
         }
     }
     let per_run = |d: Duration| d.as_secs_f64() * 1000.0 / runs as f64;
-    println!(
+    // Written at once at the end: a closed pipe (`| head`) is not an error.
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
         "{path} {shape:?}: {:.2} ms per run ({runs} runs)",
         per_run(total)
     );
     let mut ops: Vec<_> = by_op.into_iter().collect();
     ops.sort_by_key(|(_, took)| std::cmp::Reverse(*took));
-    println!("by op kind:");
+    let _ = writeln!(out, "by op kind:");
     for (op, took) in ops.iter().take(12) {
-        println!("  {op:<32} {:8.2} ms", per_run(*took));
+        let _ = writeln!(out, "  {op:<32} {:8.2} ms", per_run(*took));
     }
     let mut nodes: Vec<_> = by_node.into_iter().collect();
     nodes.sort_by_key(|(_, (took, _))| std::cmp::Reverse(*took));
-    println!("slowest nodes:");
+    let _ = writeln!(out, "slowest nodes:");
     for (name, (took, op)) in nodes.iter().take(10) {
         let op: String = op.chars().take(100).collect();
-        println!("  {:7.2} ms {name:<28} {op}", per_run(*took));
+        let _ = writeln!(out, "  {:7.2} ms {name:<28} {op}", per_run(*took));
     }
+    let _ = std::io::stdout().write_all(out.as_bytes());
     Ok(())
 }
