@@ -6,7 +6,8 @@ for step, so the benchmark compares runtimes and not algorithms:
 
 - decode: JPEG/PNG to 8-bit RGB with OpenCV (EXIF orientation applied);
 - detect: CenterFace. The frame is shrunk until its long side is at most
-  640 (never enlarged), bilinear (cv2.resize, half-pixel centres), padded with
+  --max-side (480, the crate's default; the benchmark passes the crate's
+  setting; never enlarged), bilinear (cv2.resize, half-pixel centres), padded with
   zeros (not stretched) to multiples of 32, raw RGB 0-255, NCHW. Heatmap cells
   above 0.5 (at most the best 2000) give boxes `exp(scale) * 4` centred at
   `(cell + offset + 0.5) * 4`, landmarks relative to the box, clipped to the
@@ -21,17 +22,23 @@ for step, so the benchmark compares runtimes and not algorithms:
   similarity from the landmarks to the ArcFace template, cv2.warpAffine
   112x112, black border;
 - gender / age: chips RGB minus [122.782, 117.001, 104.298], / 256, all faces
-  of a frame in one batch (at most 16); gender softmax [female, male], age the
+  of a frame in one batch (at most --max-batch, 16; the crate feeds tract one
+  chip per call, its faster way, and onnxruntime is as fast or faster
+  batched); gender softmax [female, male], age the
   expectation of the 81-class softmax with weights [0.25, 1, ..., 80];
 - embed: (x - 127.5) / 127.5, RGB, batched, L2-normalised, 512 floats.
 
-The model files are the ones `make models` installs, with two load-time edits
-that the Rust crate makes too (tract: `with_ignore_output_shapes`,
-`with_ignore_value_info`, input fact per shape): CenterFace's fixed 10x3x32x32
-input becomes dynamic (as the `deface` package does before giving it to
-onnxruntime), and the ArcFace file's initializers are taken out of its graph
-inputs (onnxruntime otherwise cannot constant-fold its batch norms, and says
-so). Sessions run with `intra_op_num_threads` threads (1 unless told).
+The model files are the ones `make models` installs, with the crate's
+load-time zeroing of weights below 1e-30 (see TINY_WEIGHT) and what
+onnxruntime needs to run them as the crate runs them in tract (which ignores
+declared output shapes and value infos and sets the input shape per frame):
+CenterFace's fixed 10x3x32x32 input becomes dynamic (as the `deface` package
+does before giving it to onnxruntime), and the ArcFace file's initializers
+are taken out of its graph inputs (onnxruntime otherwise cannot
+constant-fold its batch norms, and says so). The crate's other load-time
+edit, PRelu as Max(x, slope * x), is a tract workaround and not applied
+(onnxruntime has a fast PRelu). Sessions run with `intra_op_num_threads`
+threads (1 unless told).
 
 Commands (JSON on stdout):
 
