@@ -5,10 +5,13 @@
 //!
 //! Each round measures, alternating which side goes first:
 //! - per-stage latency on one thread (decode, detect, align, gender, age,
-//!   embed, and the whole frame) on every image: the public-domain
-//!   portraits, the group photos of `make models`, the demo's 160x120 camera
-//!   frame and a 640x480 camera frame made from `t1.jpg` (the main case);
-//! - whole-frame throughput on the 640x480 frame with 2 workers: tract with
+//!   embed, and the whole frame) on every image: the demo's camera frames
+//!   (640x480, `services/testdata/demo-frames`, what the camera agents send;
+//!   the two-people frame is the main case), a 640x480 crowd frame made from
+//!   `t1.jpg` (six faces), the camera agent's built-in 160x120 frame, the
+//!   public-domain portraits and the group photos of `make models`;
+//! - whole-frame throughput on the two-people demo frame and on the crowd
+//!   frame with 2 workers: tract with
 //!   2 threads sharing one loaded model (the services' design), the
 //!   services themselves over HTTP on loopback with 2 concurrent clients
 //!   (when their release binaries are built), and the Python pipeline with
@@ -147,7 +150,7 @@ fn workspace_root() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from("."))
 }
 
-/// The 640x480 camera frame: `t1.jpg` (1280x886, six people) scaled to
+/// The 640x480 crowd frame: `t1.jpg` (1280x886, six people) scaled to
 /// 480 rows and cropped to 640 columns around its centre, JPEG quality 90.
 /// Written once; both sides read the same file.
 fn camera_frame(source: &Path, dest: &Path) -> Result<()> {
@@ -170,17 +173,30 @@ fn camera_frame(source: &Path, dest: &Path) -> Result<()> {
     std::fs::write(dest, out).with_context(|| format!("writing {}", dest.display()))
 }
 
-fn images(root: &Path, models: &Path, work: &Path) -> Result<(Vec<BenchImage>, usize)> {
+fn images(root: &Path, models: &Path, work: &Path) -> Result<(Vec<BenchImage>, Vec<usize>)> {
     let camera = work.join("camera-640x480.jpg");
     let t1 = models.join("images/t1.jpg");
     if !t1.is_file() {
         bail!("{} not found: run make models", t1.display());
     }
     camera_frame(&t1, &camera)?;
+    let demo = root.join("services/testdata/demo-frames");
     let paths = [
-        ("camera frame 640x480 (from t1.jpg)", camera),
+        // What the camera agents send in the demo (640x480, made from the
+        // public-domain portraits): the main case.
         (
-            "demo camera frame-01.jpg",
+            "demo frame 02-two-people.jpg",
+            demo.join("02-two-people.jpg"),
+        ),
+        ("demo frame 01-personx.jpg", demo.join("01-personx.jpg")),
+        ("demo frame 03-nobody.jpg", demo.join("03-nobody.jpg")),
+        (
+            "demo frame 04-astronaut-far.jpg",
+            demo.join("04-astronaut-far.jpg"),
+        ),
+        ("crowd frame 640x480 (from t1.jpg)", camera),
+        (
+            "camera-agent's built-in frame-01.jpg",
             root.join("services/testdata/frames/frame-01.jpg"),
         ),
         (
@@ -210,8 +226,9 @@ fn images(root: &Path, models: &Path, work: &Path) -> Result<(Vec<BenchImage>, u
             bytes: Bytes::from(bytes),
         });
     }
-    // The main case is the first.
-    Ok((out, 0))
+    // Throughput on the main case (the first: a demo frame with two faces)
+    // and the crowd frame (six faces: the per-face stages weigh more).
+    Ok((out, vec![0, 4]))
 }
 
 fn run() -> Result<bool> {
@@ -222,8 +239,8 @@ fn run() -> Result<bool> {
         .map(PathBuf::from)
         .unwrap_or_else(|| root.join("target"))
         .join("vision-bench");
-    let (images, main) = images(&root, &models, &work)?;
-    let main_image = images[main].clone();
+    let (images, throughput_images) = images(&root, &models, &work)?;
+    let main = 0;
 
     eprintln!("loading the models into tract");
     let tract = TractSide::load(&models)?;
@@ -320,8 +337,12 @@ fn run() -> Result<bool> {
         }
         report.stages_round(&tract_runs, &ort_runs);
 
-        // Throughput on the main frame, the configurations rotated per round.
-        for pipeline in [Pipeline::Analysis, Pipeline::Recognition] {
+        // Throughput, the configurations rotated per round.
+        for (&frame_index, pipeline) in throughput_images
+            .iter()
+            .flat_map(|i| [(i, Pipeline::Analysis), (i, Pipeline::Recognition)])
+        {
+            let frame = &images[frame_index];
             let mut configs: Vec<ThroughputRow> = vec![ThroughputRow::Tract];
             if services.iter().any(|(p, _)| *p == pipeline) {
                 configs.push(ThroughputRow::Http);
@@ -333,11 +354,16 @@ fn run() -> Result<bool> {
             let n = configs.len();
             configs.rotate_left(round % n);
             for config in configs {
-                eprintln!("  {} {}", pipeline.name(), config.label(options.workers));
+                eprintln!(
+                    "  {}, {}: {}",
+                    frame.name,
+                    pipeline.name(),
+                    config.label(options.workers)
+                );
                 let measured = match config {
                     ThroughputRow::Tract => tract.throughput(
                         pipeline,
-                        &main_image.bytes,
+                        &frame.bytes,
                         options.workers,
                         options.seconds,
                     )?,
@@ -347,11 +373,11 @@ fn run() -> Result<bool> {
                             .find(|(p, _)| *p == pipeline)
                             .map(|(_, s)| s)
                             .context("no service for this pipeline")?;
-                        let faces = service.faces(&runtime, &main_image.bytes)?;
-                        report.http_faces(pipeline, faces);
+                        let faces = service.faces(&runtime, &frame.bytes)?;
+                        report.http_faces(frame_index, pipeline, faces);
                         service.throughput(
                             &runtime,
-                            &main_image.bytes,
+                            &frame.bytes,
                             options.workers,
                             options.seconds,
                         )?
@@ -360,7 +386,7 @@ fn run() -> Result<bool> {
                         pipeline,
                         mode,
                         None,
-                        &main_image.path,
+                        &frame.path,
                         options.workers,
                         options.seconds,
                     )?,
@@ -368,12 +394,12 @@ fn run() -> Result<bool> {
                         pipeline,
                         PythonMode::Processes,
                         Some(side),
-                        &main_image.path,
+                        &frame.path,
                         options.workers,
                         options.seconds,
                     )?,
                 };
-                report.throughput(round, pipeline, config, measured);
+                report.throughput(round, frame_index, pipeline, config, measured);
             }
         }
     }

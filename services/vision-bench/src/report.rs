@@ -56,8 +56,9 @@ pub struct Report {
     notes: Vec<String>,
     /// Per round: tract's and onnxruntime's runs, one per image.
     rounds: Vec<(Vec<ImageRun>, Vec<ImageRun>)>,
-    throughput: BTreeMap<(u8, ThroughputRow), Vec<(usize, Throughput)>>,
-    http_faces: BTreeMap<u8, u64>,
+    /// (image, pipeline, configuration) → (round, measurement).
+    throughput: BTreeMap<(usize, u8, ThroughputRow), Vec<(usize, Throughput)>>,
+    http_faces: BTreeMap<(usize, u8), u64>,
     tolerances: Tolerances,
 }
 
@@ -118,8 +119,8 @@ impl Report {
     }
 
     /// The faces the service reported for the main frame.
-    pub fn http_faces(&mut self, pipeline: Pipeline, faces: u64) {
-        self.http_faces.insert(key(pipeline), faces);
+    pub fn http_faces(&mut self, image: usize, pipeline: Pipeline, faces: u64) {
+        self.http_faces.insert((image, key(pipeline)), faces);
     }
 
     /// One round of per-stage runs.
@@ -131,12 +132,13 @@ impl Report {
     pub fn throughput(
         &mut self,
         round: usize,
+        image: usize,
         pipeline: Pipeline,
         row: ThroughputRow,
         measured: Throughput,
     ) {
         self.throughput
-            .entry((key(pipeline), row))
+            .entry((image, key(pipeline), row))
             .or_default()
             .push((round, measured));
     }
@@ -274,11 +276,11 @@ impl Report {
                 }
             );
         }
-        for (pipeline, faces) in &self.http_faces {
+        for ((image, pipeline), faces) in &self.http_faces {
             let tract_faces = self
                 .rounds
                 .first()
-                .and_then(|(t, _)| t.get(self.main))
+                .and_then(|(t, _)| t.get(*image))
                 .map(|r| {
                     if *pipeline == 0 {
                         r.analysis_faces.len()
@@ -288,12 +290,13 @@ impl Report {
                 });
             let _ = writeln!(
                 s,
-                "\nThe {} service found {faces} faces in the main frame over HTTP (tract in process: {}).",
+                "\nThe {} service found {faces} faces in {} over HTTP (tract in process: {}).",
                 if *pipeline == 0 {
                     "image analysis"
                 } else {
                     "face recognition"
                 },
+                self.images.get(*image).map_or("?", String::as_str),
                 tract_faces.map_or("?".to_string(), |n| n.to_string())
             );
         }
@@ -380,10 +383,19 @@ impl Report {
         }
         s.push('\n');
 
-        // Throughput.
+        let mut throughput_images: Vec<usize> = self.throughput.keys().map(|k| k.0).collect();
+        throughput_images.dedup();
+        for image in throughput_images {
+            self.render_throughput(&mut s, image, workers);
+        }
+        s
+    }
+
+    fn render_throughput(&self, s: &mut String, image: usize, workers: usize) {
+        let name = self.images.get(image).map_or("?", String::as_str);
         let _ = writeln!(
             s,
-            "### Throughput, {main_name}, {workers} workers on {} cores (frames/s, median of the rounds, min–max; `vs best ort`: against the best onnxruntime configuration of the same round; `scaling`: against the same side's one-thread frame rate of the same round)\n",
+            "### Throughput, {name}, {workers} workers on {} cores (frames/s, median of the rounds, min–max; `vs best ort`: against the best onnxruntime configuration of the same round; `scaling`: against the same side's one-thread frame rate of the same round)\n",
             std::thread::available_parallelism().map_or(1, usize::from)
         );
         let _ = writeln!(
@@ -391,13 +403,18 @@ impl Report {
             "| configuration | analysis frames/s | p50 ms | vs best ort | scaling | recognition frames/s | p50 ms | vs best ort | scaling |"
         );
         let _ = writeln!(s, "|---|--:|--:|--:|--:|--:|--:|--:|--:|");
-        let mut rows: Vec<ThroughputRow> = self.throughput.keys().map(|(_, r)| *r).collect();
+        let mut rows: Vec<ThroughputRow> = self
+            .throughput
+            .keys()
+            .filter(|k| k.0 == image)
+            .map(|k| k.2)
+            .collect();
         rows.sort();
         rows.dedup();
         for row in rows {
             let mut cells = Vec::new();
             for pipeline in [0u8, 1] {
-                let Some(measured) = self.throughput.get(&(pipeline, row)) else {
+                let Some(measured) = self.throughput.get(&(image, pipeline, row)) else {
                     cells.push("– | – | – | –".to_string());
                     continue;
                 };
@@ -414,7 +431,7 @@ impl Report {
                             ThroughputRow::Python(_) => ort,
                             _ => tract,
                         };
-                        let run = runs.get(self.main)?;
+                        let run = runs.get(image)?;
                         let samples = if pipeline == 0 {
                             &run.analysis
                         } else {
@@ -432,7 +449,7 @@ impl Report {
                 let ratios: Vec<f64> = measured
                     .iter()
                     .filter_map(|(round, t)| {
-                        let best = self.best_python(pipeline, *round)?;
+                        let best = self.best_python(image, pipeline, *round)?;
                         Some(t.fps() / best)
                     })
                     .collect();
@@ -458,49 +475,50 @@ impl Report {
         }
         // The whole service against the other-resolution Python row, round by
         // round.
-        let design: Vec<(u8, u32, Vec<f64>)> = self
-            .throughput
-            .iter()
-            .filter_map(|((pipeline, row), other)| match row {
-                ThroughputRow::PythonDetectingAt(side) => Some((*pipeline, *side, other)),
-                _ => None,
-            })
-            .map(|(pipeline, side, other)| {
-                let ours = self
-                    .throughput
-                    .get(&(pipeline, ThroughputRow::Http))
-                    .or_else(|| self.throughput.get(&(pipeline, ThroughputRow::Tract)));
-                let ratios = other
+        for pipeline in [0u8, 1] {
+            let ours = self
+                .throughput
+                .get(&(image, pipeline, ThroughputRow::Http))
+                .or_else(|| {
+                    self.throughput
+                        .get(&(image, pipeline, ThroughputRow::Tract))
+                });
+            for ((_, _, row), other) in self
+                .throughput
+                .iter()
+                .filter(|((i, p, _), _)| *i == image && *p == pipeline)
+            {
+                let ThroughputRow::PythonDetectingAt(side) = row else {
+                    continue;
+                };
+                let ratios: Vec<f64> = other
                     .iter()
                     .filter_map(|(round, theirs)| {
                         let (_, mine) = ours?.iter().find(|(r, _)| r == round)?;
                         Some(mine.fps() / theirs.fps())
                     })
                     .collect();
-                (pipeline, side, ratios)
-            })
-            .collect();
-        for (pipeline, side, ratios) in design {
-            let _ = writeln!(
-                s,
-                "\n{}: the service (or tract in process) at its own detection size against onnxruntime detecting at {side}: {:.2}x the frames/s (median of per-round ratios).",
-                if pipeline == 0 {
-                    "Image analysis"
-                } else {
-                    "Face recognition"
-                },
-                median(&ratios)
-            );
+                let _ = writeln!(
+                    s,
+                    "\n{}: the service (or tract in process) at its own detection size against onnxruntime detecting at {side}: {:.2}x the frames/s (median of per-round ratios).",
+                    if pipeline == 0 {
+                        "Image analysis"
+                    } else {
+                        "Face recognition"
+                    },
+                    median(&ratios)
+                );
+            }
         }
-        s
+        s.push('\n');
     }
 
-    fn best_python(&self, pipeline: u8, round: usize) -> Option<f64> {
+    fn best_python(&self, image: usize, pipeline: u8, round: usize) -> Option<f64> {
         PythonMode::ALL
             .iter()
             .filter_map(|m| {
                 self.throughput
-                    .get(&(pipeline, ThroughputRow::Python(*m)))?
+                    .get(&(image, pipeline, ThroughputRow::Python(*m)))?
                     .iter()
                     .find(|(r, _)| *r == round)
                     .map(|(_, t)| t.fps())
@@ -508,7 +526,6 @@ impl Report {
             .max_by(f64::total_cmp)
     }
 }
-
 fn merge(worst: &mut Comparison, c: Comparison) {
     worst.tract_faces = worst.tract_faces.max(c.tract_faces);
     worst.ort_faces = worst.ort_faces.max(c.ort_faces);
