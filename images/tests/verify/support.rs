@@ -50,10 +50,26 @@ pub fn test_out_dir(name: &str) -> PathBuf {
     let root = oci_images::repository_root();
     let dir = default_out_dir(&root)
         .parent()
-        .map(|target| target.join(name))
+        // One folder per test process: two runs sharing a target dir (two
+        // clones, CI beside a developer) must not empty each other's output.
+        .map(|target| target.join(format!("{name}-{}", std::process::id())))
         .expect("the images folder has a parent");
     if dir.exists() {
         fs::remove_dir_all(&dir).unwrap_or_else(|e| panic!("cannot empty {}: {e}", dir.display()));
+    }
+    // Folders of earlier runs whose process is gone.
+    if let Some(target) = dir.parent() {
+        for entry in fs::read_dir(target).into_iter().flatten().flatten() {
+            let file_name = entry.file_name();
+            let stale = file_name
+                .to_str()
+                .and_then(|n| n.strip_prefix(&format!("{name}-")))
+                .and_then(|pid| pid.parse::<u32>().ok())
+                .is_some_and(|pid| !Path::new(&format!("/proc/{pid}")).exists());
+            if stale {
+                fs::remove_dir_all(entry.path()).ok();
+            }
+        }
     }
     dir
 }
