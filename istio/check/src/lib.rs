@@ -3,13 +3,16 @@
 //! field validation, so a wrong field fails `cargo test` with its path
 //! instead of failing `kubectl apply` on a cluster, or being silently dropped.
 //!
-//! Istio kinds are checked against the `openAPIV3Schema`s of the
-//! CustomResourceDefinitions vendored in `istio/crds/`; Kubernetes' built-in
-//! kinds (Deployment, Service, ConfigMap, ServiceAccount...) against the
-//! Kubernetes [`KUBERNETES_VERSION`] definitions vendored in
-//! `istio/kubernetes-schemas/` (the READMEs there give their provenance).
-//! Either is found by `apiVersion` (group and version, served versions only)
-//! and `kind`; a kind neither knows is refused. [`Schemas::validate`] is a
+//! Istio kinds are checked against the `openAPIV3Schema`s of Istio's own
+//! CustomResourceDefinitions, Gateway API kinds against the Gateway API's
+//! standard-channel CRDs, and Kubernetes' built-in kinds (Deployment,
+//! Service, ConfigMap, ServiceAccount...) against the Kubernetes
+//! [`KUBERNETES_VERSION`] definitions. None of them is in the repository:
+//! `make crds` (`scripts/install-crds.sh`, which names the pinned registry
+//! packages and their sha256) installs them into [`schemas_dir`], and
+//! [`Schemas::load_installed`] refuses to run without them, saying so.
+//! Each is found by `apiVersion` (group and version, served versions only)
+//! and `kind`; a kind none knows is refused. [`Schemas::validate`] is a
 //! plain recursive walker over [`serde_json::Value`]s; a generic JSON-Schema
 //! crate would not do, since none implements Kubernetes' unknown-field
 //! rejection or int-or-string.
@@ -39,7 +42,7 @@
 //!   load time checks they all resolve) and `type` lists such as
 //!   `["string", "null"]`;
 //! - the object envelope: `apiVersion` and `kind` must name a served version
-//!   of a vendored CRD or built-in kind; `metadata` must be an object with a
+//!   of an installed CRD or built-in kind; `metadata` must be an object with a
 //!   `name` (an RFC 1123 subdomain), an optional `namespace` (an RFC 1123
 //!   label), `labels` and `annotations` as string maps with valid keys (and
 //!   label values), and no field that `ObjectMeta` lacks.
@@ -78,20 +81,36 @@ pub fn manifests_dir() -> PathBuf {
         .map_or_else(|| crate_dir.join(".."), Path::to_path_buf)
 }
 
-/// `istio/crds/`, the vendored CRDs that [`Schemas::load_vendored`] reads.
-pub fn crds_dir() -> PathBuf {
-    manifests_dir().join("crds")
+/// Where `make crds` installs the schemas: `$CRDS_DIR` when set (as for the
+/// install script), else `.crds/` at the root of the repository.
+pub fn schemas_dir() -> PathBuf {
+    match std::env::var_os("CRDS_DIR") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => manifests_dir()
+            .parent()
+            .map_or_else(|| manifests_dir().join(".."), Path::to_path_buf)
+            .join(".crds"),
+    }
 }
 
-/// The Kubernetes version whose built-in kinds [`Schemas::load_vendored`]
+/// Under [`schemas_dir`]: Istio's CRD bundle (`customresourcedefinitions.gen.yaml`
+/// of the Go module `istio.io/api`).
+pub const ISTIO_CRDS: &str = "istio";
+
+/// Under [`schemas_dir`]: the Gateway API's standard-channel CRDs
+/// (`config/crd/standard` of the Go module `sigs.k8s.io/gateway-api`). The
+/// experimental channel is installed beside it (`gateway-api/experimental`)
+/// but not loaded: it redefines the same kinds, and a cluster runs one channel.
+pub const GATEWAY_API_CRDS: &str = "gateway-api/standard";
+
+/// The Kubernetes version whose built-in kinds [`Schemas::load_installed`]
 /// checks manifests against.
 pub const KUBERNETES_VERSION: &str = "1.33";
 
-/// The vendored Kubernetes definitions (`istio/kubernetes-schemas/v<version>/`,
-/// see the README there) that [`Schemas::load_vendored`] reads.
-pub fn kubernetes_definitions_file() -> PathBuf {
-    manifests_dir()
-        .join("kubernetes-schemas")
+/// Under [`schemas_dir`]: the Kubernetes [`KUBERNETES_VERSION`] definitions
+/// (from the PyPI package `kubernetes-validate`).
+pub fn kubernetes_definitions() -> PathBuf {
+    Path::new("kubernetes")
         .join(format!("v{KUBERNETES_VERSION}"))
         .join("_definitions.json")
 }
@@ -137,12 +156,38 @@ pub struct Schemas {
 }
 
 impl Schemas {
-    /// The CRDs vendored in `istio/crds/` and the Kubernetes
-    /// [`KUBERNETES_VERSION`] definitions in `istio/kubernetes-schemas/`.
-    pub fn load_vendored() -> Result<Self, LoadError> {
-        let mut schemas = Self::load_dir(&crds_dir())?;
-        schemas.add_kubernetes_definitions(&kubernetes_definitions_file())?;
+    /// Istio's CRDs, the Gateway API's standard CRDs and the Kubernetes
+    /// [`KUBERNETES_VERSION`] definitions, from [`schemas_dir`].
+    pub fn load_installed() -> Result<Self, LoadError> {
+        Self::load_from(&schemas_dir())
+    }
+
+    /// The schemas of [`Schemas::load_installed`] from another folder laid
+    /// out as `make crds` lays out [`schemas_dir`]. Fails with
+    /// [`LoadError::NotInstalled`] ("run `make crds`") when any is missing:
+    /// a check with no schemas must not pass.
+    pub fn load_from(dir: &Path) -> Result<Self, LoadError> {
+        let istio = dir.join(ISTIO_CRDS);
+        let gateway_api = dir.join(GATEWAY_API_CRDS);
+        let kubernetes = dir.join(kubernetes_definitions());
+        for required in [&istio, &gateway_api, &kubernetes] {
+            if !required.exists() {
+                return Err(LoadError::NotInstalled {
+                    path: required.clone(),
+                });
+            }
+        }
+        let mut schemas = Self::load_dir(&istio)?;
+        schemas.add_dir(&gateway_api)?;
+        schemas.add_kubernetes_definitions(&kubernetes)?;
         Ok(schemas)
+    }
+
+    /// The same as [`Schemas::load_installed`]; the name predates `make crds`,
+    /// when the schemas were copied into the repository, and is kept for the
+    /// crates that call it.
+    pub fn load_vendored() -> Result<Self, LoadError> {
+        Self::load_installed()
     }
 
     /// The built-in kinds of a Kubernetes definitions file in JSON Schema form
@@ -213,6 +258,14 @@ impl Schemas {
     /// Every `CustomResourceDefinition` in the `*.yaml` / `*.yml` files of
     /// `dir` (not recursive); other documents there are ignored.
     pub fn load_dir(dir: &Path) -> Result<Self, LoadError> {
+        let mut schemas = Self::default();
+        schemas.add_dir(dir)?;
+        Ok(schemas)
+    }
+
+    /// Adds every `CustomResourceDefinition` of `dir`, as [`Schemas::load_dir`]
+    /// reads them; `dir` must hold at least one.
+    pub fn add_dir(&mut self, dir: &Path) -> Result<(), LoadError> {
         let io_error = |path: &Path| {
             let path = path.to_path_buf();
             move |source| LoadError::Io { path, source }
@@ -225,7 +278,7 @@ impl Schemas {
             }
         }
         files.sort();
-        let mut schemas = Self::default();
+        let mut found = false;
         for path in files {
             let text = std::fs::read_to_string(&path).map_err(io_error(&path))?;
             let documents =
@@ -233,14 +286,15 @@ impl Schemas {
             for document in &documents {
                 if document.get("kind").and_then(Value::as_str) == Some("CustomResourceDefinition")
                 {
-                    schemas.add_crd(document)?;
+                    self.add_crd(document)?;
+                    found = true;
                 }
             }
         }
-        if schemas.served.is_empty() {
+        if !found {
             return Err(LoadError::NoCrds(dir.to_path_buf()));
         }
-        Ok(schemas)
+        Ok(())
     }
 
     /// Adds the served versions of one `CustomResourceDefinition` (as parsed

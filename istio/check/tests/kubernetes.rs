@@ -1,5 +1,5 @@
 #![allow(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
-//! Kubernetes' built-in kinds against the vendored Kubernetes 1.33 schemas:
+//! Kubernetes' built-in kinds against the installed Kubernetes 1.33 schemas:
 //! a good Deployment passes; a misspelt field, a wrong type, a missing
 //! required field or an unknown kind fail with the field's path.
 
@@ -52,7 +52,7 @@ const GOOD_CONTAINER: &str = "
           limits: {cpu: 0.5, memory: 128Mi}";
 
 #[test]
-fn the_kubernetes_version_is_the_vendored_one() {
+fn the_kubernetes_version_is_the_installed_one() {
     assert_eq!(KUBERNETES_VERSION, "1.33");
     let kinds: Vec<String> = SCHEMAS
         .kinds()
@@ -261,7 +261,7 @@ fn an_unknown_kind_fails_naming_the_kind() {
     let message = violations(&yaml)[0].to_string();
     assert_eq!(
         message,
-        "kind: no vendored schema (Istio CRD or Kubernetes 1.33) for kind \"Deploymnet\" in \"apps/v1\""
+        "kind: no installed schema (Istio or Gateway API CRD, or Kubernetes 1.33) for kind \"Deploymnet\" in \"apps/v1\""
     );
     // A known kind in a version Kubernetes 1.33 does not serve.
     let yaml = deployment_with_container(GOOD_CONTAINER).replace("apps/v1", "apps/v1beta2");

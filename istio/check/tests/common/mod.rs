@@ -1,4 +1,4 @@
-//! Helpers shared by the integration tests: the vendored schemas, loaded once
+//! Helpers shared by the integration tests: the installed schemas, loaded once
 //! per test binary, and one-document validation that returns every violation.
 #![allow(dead_code)]
 
@@ -6,8 +6,9 @@ use std::sync::LazyLock;
 
 use istio_manifests::{Schemas, Violation, ViolationKind, parse_documents};
 
-pub static SCHEMAS: LazyLock<Schemas> =
-    LazyLock::new(|| Schemas::load_vendored().expect("the vendored CRDs in istio/crds load"));
+pub static SCHEMAS: LazyLock<Schemas> = LazyLock::new(|| {
+    Schemas::load_installed().unwrap_or_else(|error| panic!("the installed schemas load: {error}"))
+});
 
 /// The violations of the single document in `yaml` (empty when it is valid).
 pub fn violations(yaml: &str) -> Vec<Violation> {
