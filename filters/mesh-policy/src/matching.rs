@@ -1,0 +1,475 @@
+//! Istio's request matching, evaluated the way Envoy evaluates what Istio
+//! translates it to (pilot's `TranslateRouteMatch` / `translateHeaderMatch`,
+//! Envoy's `HeaderUtility::matchHeaders` and route query-parameter
+//! matching):
+//!
+//! - `StringMatch` is exact, prefix or regex; a regex must match the whole
+//!   value (Envoy's `safe_regex`). `{}` (no kind) checks presence only.
+//!   Regexes need the crate's `regex` feature; without it a regex is refused
+//!   at configure time, by field.
+//! - A header given several times is matched as one value joined with `,`
+//!   (Envoy's `getAllOfHeaderAsString`). Names compare case-insensitively.
+//! - `withoutHeaders` is the inverted match with a missing header counted as
+//!   the empty value (Istio sets `treat_missing_header_as_empty`), so a
+//!   request without the header passes unless the value matcher matches "";
+//!   `withoutHeaders: {x: {}}` excludes exactly the requests that have `x`.
+//! - `queryParams` look at the first parameter of that name, compared as
+//!   sent (not percent-decoded); `{}` checks presence.
+//! - `uri` looks at the path without its query string or fragment.
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+
+use crate::config::ConfigError;
+
+/// Istio's `StringMatch` as written: one of `exact`, `prefix`, `regex`, or
+/// none of them (a presence check where the field allows one).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WireStringMatch {
+    #[serde(default)]
+    pub exact: Option<String>,
+    #[serde(default)]
+    pub prefix: Option<String>,
+    #[serde(default)]
+    pub regex: Option<String>,
+}
+
+/// The Istio `HTTPMatchRequest` fields this crate evaluates, as written.
+/// A plugin whose `match` has more fields keeps its own wire struct (serde
+/// cannot flatten into a struct that denies unknown fields) and builds this
+/// one from it.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase", deny_unknown_fields)]
+pub struct WireHttpMatch {
+    #[serde(default)]
+    pub uri: Option<WireStringMatch>,
+    #[serde(default)]
+    pub method: Option<WireStringMatch>,
+    /// `{}` checks that the header is present.
+    #[serde(default)]
+    pub headers: BTreeMap<String, WireStringMatch>,
+    /// The request must not have a matching header (`{}`: must not have it).
+    #[serde(default)]
+    pub without_headers: BTreeMap<String, WireStringMatch>,
+    /// `{}` checks that the parameter is present.
+    #[serde(default)]
+    pub query_params: BTreeMap<String, WireStringMatch>,
+}
+
+/// A compiled `StringMatch` (never a presence check: that is the absence of
+/// one, see [`NamedMatch`]).
+#[derive(Debug, Clone)]
+pub enum StringMatch {
+    Exact(String),
+    Prefix(String),
+    /// Anchored at both ends: the whole value must match.
+    #[cfg(feature = "regex")]
+    Regex(regex::Regex),
+}
+
+/// A compiled regex may take at most this much memory: a plugin VM is small.
+#[cfg(feature = "regex")]
+const REGEX_SIZE_LIMIT: usize = 1 << 20;
+
+impl StringMatch {
+    pub fn matches(&self, value: &str) -> bool {
+        match self {
+            StringMatch::Exact(expected) => value == expected,
+            StringMatch::Prefix(prefix) => value.starts_with(prefix.as_str()),
+            #[cfg(feature = "regex")]
+            StringMatch::Regex(regex) => regex.is_match(value),
+        }
+    }
+
+    /// Compiles `wire` found at `path`; `Ok(None)` when it names no kind
+    /// (`{}`). Two kinds at once are refused.
+    pub fn compile(path: &str, wire: WireStringMatch) -> Result<Option<Self>, ConfigError> {
+        match (wire.exact, wire.prefix, wire.regex) {
+            (None, None, None) => Ok(None),
+            (Some(exact), None, None) => Ok(Some(StringMatch::Exact(exact))),
+            (None, Some(prefix), None) => Ok(Some(StringMatch::Prefix(prefix))),
+            (None, None, Some(pattern)) => compile_regex(&format!("{path}.regex"), &pattern),
+            _ => Err(ConfigError::new(
+                path,
+                "give exactly one of exact, prefix, regex",
+            )),
+        }
+    }
+
+    /// As [`compile`](Self::compile), for a field where `{}` means nothing
+    /// (`uri`, `method`): refused.
+    pub fn compile_required(path: &str, wire: WireStringMatch) -> Result<Self, ConfigError> {
+        Self::compile(path, wire)?
+            .ok_or_else(|| ConfigError::new(path, "empty match: give exact, prefix or regex"))
+    }
+}
+
+#[cfg(feature = "regex")]
+fn compile_regex(path: &str, pattern: &str) -> Result<Option<StringMatch>, ConfigError> {
+    let compile = |text: &str| {
+        regex::RegexBuilder::new(text)
+            .size_limit(REGEX_SIZE_LIMIT)
+            .build()
+            .map_err(|e| ConfigError::new(path, format!("bad regex: {}", regex_error(&e))))
+    };
+    // The pattern as written first, so that an error quotes it as written;
+    // then anchored, as the whole value must match.
+    compile(pattern)?;
+    compile(&format!("^(?:{pattern})$")).map(|regex| Some(StringMatch::Regex(regex)))
+}
+
+#[cfg(not(feature = "regex"))]
+fn compile_regex(path: &str, _pattern: &str) -> Result<Option<StringMatch>, ConfigError> {
+    Err(ConfigError::new(
+        path,
+        "this plugin is built without regex matching: use exact or prefix",
+    ))
+}
+
+/// The regex crate's message on one line, without its caret lines.
+#[cfg(feature = "regex")]
+fn regex_error(error: &regex::Error) -> String {
+    error
+        .to_string()
+        .lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.chars().all(|c| c == '^' || c == ' '))
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
+/// A header or query parameter condition. `value: None` checks presence.
+#[derive(Debug, Clone)]
+pub struct NamedMatch {
+    /// Header names lowercase; query parameter names as written.
+    pub name: String,
+    pub value: Option<StringMatch>,
+}
+
+/// What matching looks at, as plain values the adapter reads from the host.
+#[derive(Debug, Clone, Copy)]
+pub struct HttpRequest<'a> {
+    pub method: &'a str,
+    /// The `:path` header, query string included.
+    pub path: &'a str,
+    /// Every request header in order (names in any case).
+    pub headers: &'a [(String, String)],
+}
+
+/// One compiled `HTTPMatchRequest`: every condition given must hold; an
+/// empty one matches every request.
+#[derive(Debug, Clone, Default)]
+pub struct HttpMatch {
+    pub uri: Option<StringMatch>,
+    pub method: Option<StringMatch>,
+    pub headers: Vec<NamedMatch>,
+    pub without_headers: Vec<NamedMatch>,
+    pub query_params: Vec<NamedMatch>,
+}
+
+impl HttpMatch {
+    /// Compiles `wire`, found at `path` (`rules[0].match[1]`); errors name
+    /// the field below it (`rules[0].match[1].headers.end-user.regex`).
+    pub fn compile(path: &str, wire: WireHttpMatch) -> Result<Self, ConfigError> {
+        let uri = wire
+            .uri
+            .map(|m| StringMatch::compile_required(&format!("{path}.uri"), m))
+            .transpose()?;
+        let method = wire
+            .method
+            .map(|m| StringMatch::compile_required(&format!("{path}.method"), m))
+            .transpose()?;
+        Ok(Self {
+            uri,
+            method,
+            headers: named(path, "headers", wire.headers, true)?,
+            without_headers: named(path, "withoutHeaders", wire.without_headers, true)?,
+            query_params: named(path, "queryParams", wire.query_params, false)?,
+        })
+    }
+
+    pub fn matches(&self, request: &HttpRequest<'_>) -> bool {
+        self.uri
+            .as_ref()
+            .is_none_or(|uri| uri.matches(path_without_query(request.path)))
+            && self
+                .method
+                .as_ref()
+                .is_none_or(|method| method.matches(request.method))
+            && self
+                .headers
+                .iter()
+                .all(|m| header_matches(request.headers, m))
+            && !self
+                .without_headers
+                .iter()
+                .any(|m| header_excludes(request.headers, m))
+            && self
+                .query_params
+                .iter()
+                .all(|m| query_matches(request.path, m))
+    }
+}
+
+fn named(
+    path: &str,
+    field: &str,
+    map: BTreeMap<String, WireStringMatch>,
+    headers: bool,
+) -> Result<Vec<NamedMatch>, ConfigError> {
+    map.into_iter()
+        .map(|(name, wire)| {
+            let path = format!("{path}.{field}.{name}");
+            let name = if headers {
+                header_name(&path, &name)?
+            } else {
+                name
+            };
+            Ok(NamedMatch {
+                name,
+                value: StringMatch::compile(&path, wire)?,
+            })
+        })
+        .collect()
+}
+
+/// A header name as HTTP/2 and Envoy keep it: lowercase token characters
+/// (a leading `:` for pseudo-headers). Uppercase is folded; anything else is
+/// refused at `path`.
+pub fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+    let lower = name.to_ascii_lowercase();
+    let body = lower.strip_prefix(':').unwrap_or(&lower);
+    let valid = !body.is_empty()
+        && body
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
+    if valid {
+        Ok(lower)
+    } else {
+        Err(ConfigError::new(
+            path,
+            format!(
+                "{name:?} is not a valid header name (lowercase letters, digits and -_.!#$%&'*+^`|~)"
+            ),
+        ))
+    }
+}
+
+/// The path without its query string or fragment: what Envoy's path
+/// matching looks at.
+pub fn path_without_query(path: &str) -> &str {
+    let end = path.find(['?', '#']).unwrap_or(path.len());
+    &path[..end]
+}
+
+/// Header `name` as Envoy matches it: absent, the one value, or every
+/// value joined with `,` in order.
+pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<Cow<'a, str>> {
+    let mut values = headers
+        .iter()
+        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str());
+    let first = values.next()?;
+    let Some(second) = values.next() else {
+        return Some(Cow::Borrowed(first));
+    };
+    let mut joined = format!("{first},{second}");
+    for value in values {
+        joined.push(',');
+        joined.push_str(value);
+    }
+    Some(Cow::Owned(joined))
+}
+
+/// The value of the first query parameter called `name` (`""` for `?name`
+/// or `?name=`), as sent.
+pub fn first_query_value<'a>(path: &'a str, name: &str) -> Option<&'a str> {
+    let path = path.split_once('#').map_or(path, |(before, _)| before);
+    let (_, query) = path.split_once('?')?;
+    query
+        .split('&')
+        .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
+        .find(|(key, _)| *key == name)
+        .map(|(_, value)| value)
+}
+
+fn header_matches(headers: &[(String, String)], matcher: &NamedMatch) -> bool {
+    let Some(value) = header_value(headers, &matcher.name) else {
+        return false;
+    };
+    matcher.value.as_ref().is_none_or(|m| m.matches(&value))
+}
+
+/// Whether a `withoutHeaders` entry excludes the request: Envoy's inverted
+/// header match, a missing header counted as "" for a value matcher.
+fn header_excludes(headers: &[(String, String)], matcher: &NamedMatch) -> bool {
+    let value = header_value(headers, &matcher.name);
+    match (&matcher.value, value) {
+        (None, value) => value.is_some(),
+        (Some(m), Some(value)) => m.matches(&value),
+        (Some(m), None) => m.matches(""),
+    }
+}
+
+fn query_matches(path: &str, matcher: &NamedMatch) -> bool {
+    let Some(value) = first_query_value(path, &matcher.name) else {
+        return false;
+    };
+    matcher.value.as_ref().is_none_or(|m| m.matches(value))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pairs(list: &[(&str, &str)]) -> Vec<(String, String)> {
+        list.iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    fn request<'a>(path: &'a str, headers: &'a [(String, String)]) -> HttpRequest<'a> {
+        HttpRequest {
+            method: "GET",
+            path,
+            headers,
+        }
+    }
+
+    fn compile(json: &str) -> Result<HttpMatch, ConfigError> {
+        let wire: WireHttpMatch = crate::config::parse_wire(json.as_bytes())?;
+        HttpMatch::compile("match[0]", wire)
+    }
+
+    fn matcher(json: &str) -> HttpMatch {
+        compile(json).unwrap()
+    }
+
+    #[test]
+    fn string_matches() {
+        assert!(StringMatch::Exact("/a".into()).matches("/a"));
+        assert!(!StringMatch::Exact("/a".into()).matches("/ab"));
+        assert!(StringMatch::Prefix("/a".into()).matches("/ab"));
+        assert!(!StringMatch::Prefix("/a".into()).matches("/b"));
+    }
+
+    #[test]
+    fn uri_ignores_query_and_fragment() {
+        let m = matcher(r#"{"uri": {"exact": "/items"}}"#);
+        assert!(m.matches(&request("/items?id=7", &[])));
+        assert!(m.matches(&request("/items#top", &[])));
+        assert!(!m.matches(&request("/items/7", &[])));
+    }
+
+    #[test]
+    fn method_is_exact() {
+        let m = matcher(r#"{"method": {"exact": "POST"}}"#);
+        assert!(!m.matches(&request("/", &[])));
+        let post = HttpRequest {
+            method: "POST",
+            ..request("/", &[])
+        };
+        assert!(m.matches(&post));
+    }
+
+    #[test]
+    fn repeated_headers_are_joined_with_commas() {
+        let headers = pairs(&[("x-a", "1"), ("X-A", "2"), ("x-b", "3")]);
+        assert_eq!(header_value(&headers, "x-a").as_deref(), Some("1,2"));
+        assert_eq!(header_value(&headers, "x-b").as_deref(), Some("3"));
+        assert_eq!(header_value(&headers, "x-c"), None);
+        assert!(
+            matcher(r#"{"headers": {"x-a": {"exact": "1,2"}}}"#).matches(&request("/", &headers))
+        );
+        // Any one value alone does not match: the joined value is compared.
+        assert!(
+            !matcher(r#"{"headers": {"x-a": {"exact": "2"}}}"#).matches(&request("/", &headers))
+        );
+        assert!(matcher(r#"{"headers": {"X-A": {}}}"#).matches(&request("/", &headers)));
+        assert!(!matcher(r#"{"headers": {"x-c": {}}}"#).matches(&request("/", &headers)));
+    }
+
+    #[test]
+    fn without_headers_is_envoys_inverted_match() {
+        let absent = matcher(r#"{"withoutHeaders": {"x-canary": {}}}"#);
+        assert!(absent.matches(&request("/", &[])));
+        assert!(!absent.matches(&request("/", &pairs(&[("x-canary", "")]))));
+        let not_yes = matcher(r#"{"withoutHeaders": {"x-canary": {"exact": "yes"}}}"#);
+        assert!(not_yes.matches(&request("/", &[])));
+        assert!(not_yes.matches(&request("/", &pairs(&[("x-canary", "no")]))));
+        assert!(!not_yes.matches(&request("/", &pairs(&[("x-canary", "yes")]))));
+        // A missing header counts as "" (treat_missing_header_as_empty).
+        let not_empty = matcher(r#"{"withoutHeaders": {"x-canary": {"exact": ""}}}"#);
+        assert!(!not_empty.matches(&request("/", &[])));
+        assert!(not_empty.matches(&request("/", &pairs(&[("x-canary", "1")]))));
+    }
+
+    #[test]
+    fn query_params_use_the_first_occurrence() {
+        let present = matcher(r#"{"queryParams": {"debug": {}}}"#);
+        assert!(present.matches(&request("/x?a=1&debug", &[])));
+        assert!(!present.matches(&request("/x?a=1", &[])));
+        assert!(!present.matches(&request("/x", &[])));
+        assert!(!present.matches(&request("/x#?debug", &[])));
+        let exact = matcher(r#"{"queryParams": {"debug": {"exact": "1"}}}"#);
+        assert!(exact.matches(&request("/x?debug=1&debug=2", &[])));
+        assert!(!exact.matches(&request("/x?debug=2&debug=1", &[])));
+        assert!(!exact.matches(&request("/x?debugger=1", &[])));
+        assert_eq!(first_query_value("/x?a=%20", "a"), Some("%20"));
+    }
+
+    #[test]
+    fn an_empty_match_matches_everything() {
+        assert!(HttpMatch::default().matches(&request("/anything?x", &[])));
+    }
+
+    #[test]
+    fn refusals_name_the_field() {
+        let error = |json: &str| compile(json).unwrap_err().to_string();
+        assert_eq!(
+            error(r#"{"uri": {"exact": "/a", "prefix": "/"}}"#),
+            "match[0].uri: give exactly one of exact, prefix, regex"
+        );
+        assert_eq!(
+            error(r#"{"uri": {}}"#),
+            "match[0].uri: empty match: give exact, prefix or regex"
+        );
+        assert_eq!(
+            error(r#"{"method": {}}"#),
+            "match[0].method: empty match: give exact, prefix or regex"
+        );
+        assert!(
+            error(r#"{"headers": {"end user": {"exact": "x"}}}"#)
+                .starts_with("match[0].headers.end user: \"end user\" is not a valid header name")
+        );
+        assert!(error(r#"{"ignoreUriCase": true}"#).starts_with("ignoreUriCase: unknown field"));
+        assert!(
+            error(r#"{"headers": {"x": {"suffix": "a"}}}"#)
+                .starts_with("headers.x.suffix: unknown field")
+        );
+    }
+
+    #[cfg(feature = "regex")]
+    #[test]
+    fn regexes_match_the_whole_value() {
+        let m = matcher(r#"{"uri": {"regex": "/v[0-9]+/.*"}}"#);
+        assert!(m.matches(&request("/v2/items", &[])));
+        assert!(!matcher(r#"{"uri": {"regex": "v[0-9]"}}"#).matches(&request("/v2", &[])));
+        let error = compile(r#"{"headers": {"x": {"regex": "(tester"}}}"#).unwrap_err();
+        assert_eq!(error.path(), "match[0].headers.x.regex");
+        assert!(error.message().contains("(tester"), "{error}");
+        assert!(!error.message().contains("^(?:"), "{error}");
+        assert!(!error.message().contains('\n'), "{error}");
+    }
+
+    #[cfg(not(feature = "regex"))]
+    #[test]
+    fn without_the_feature_a_regex_is_refused_by_field() {
+        let error = compile(r#"{"uri": {"regex": "/a.*"}}"#).unwrap_err();
+        assert_eq!(error.path(), "match[0].uri.regex");
+        assert!(error.message().contains("without regex"), "{error}");
+    }
+}
