@@ -9,13 +9,14 @@ use std::collections::{BTreeMap, HashSet};
 
 use regex::RegexBuilder;
 use serde::Deserialize;
+use serde::de::IgnoredAny;
 
 use crate::bucket::Split;
 use crate::cookie::{
     CookieCodec, MIN_KEY_BYTES, SameSite, SigningKey, render_attributes, valid_subset_name,
 };
 use crate::duration::{DurationError, parse_seconds};
-use crate::matching::{Match, Rule, StringMatcher};
+use crate::matching::{Match, NamedMatcher, Rule, StringMatcher};
 
 /// The route header unless configured.
 pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-subset";
@@ -88,23 +89,53 @@ pub struct WireRule {
     pub matches: Vec<WireMatch>,
 }
 
+/// Istio's `HTTPMatchRequest` (same field names and meaning) plus
+/// `cookies`. The Istio fields the router does not evaluate are read only
+/// to be refused by name: dropping one would make the rule match more than
+/// it does in Istio.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireMatch {
+    /// Istio's label for the match (access logs); it changes no decision.
+    #[serde(default)]
+    pub name: Option<String>,
     #[serde(default)]
     pub headers: BTreeMap<String, WireStringMatch>,
+    /// Headers that must not match (Istio's `withoutHeaders`).
+    #[serde(default)]
+    pub without_headers: BTreeMap<String, WireStringMatch>,
     /// The path, query string excluded.
     #[serde(default)]
     pub uri: Option<WireStringMatch>,
-    /// Query parameters as sent (not percent-decoded).
+    /// Query parameters as sent (not percent-decoded), the first of a name.
     #[serde(default)]
     pub query_params: BTreeMap<String, WireStringMatch>,
+    /// Not Istio: cookies by name, the first of a name, DQUOTEs removed.
     #[serde(default)]
     pub cookies: BTreeMap<String, WireStringMatch>,
+    #[serde(default)]
+    pub method: Option<IgnoredAny>,
+    #[serde(default)]
+    pub authority: Option<IgnoredAny>,
+    #[serde(default)]
+    pub scheme: Option<IgnoredAny>,
+    #[serde(default)]
+    pub ignore_uri_case: Option<IgnoredAny>,
+    #[serde(default)]
+    pub port: Option<IgnoredAny>,
+    #[serde(default)]
+    pub source_labels: Option<IgnoredAny>,
+    #[serde(default)]
+    pub source_namespace: Option<IgnoredAny>,
+    #[serde(default)]
+    pub gateways: Option<IgnoredAny>,
+    #[serde(default)]
+    pub stat_prefix: Option<IgnoredAny>,
 }
 
-/// Istio's `StringMatch` plus `present`. One of them; `{}` (Istio's way of
-/// saying "the header is there") is `present: true`.
+/// Istio's `StringMatch`: one of `exact`, `prefix`, `regex`; `{}` checks
+/// that the header (parameter, cookie) is there, as in Istio. `present`
+/// is read only to be refused: Istio has no such field.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireStringMatch {
@@ -116,7 +147,7 @@ pub struct WireStringMatch {
     #[serde(default)]
     pub regex: Option<String>,
     #[serde(default)]
-    pub present: Option<bool>,
+    pub present: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -211,12 +242,21 @@ pub enum Problem {
     UnknownSubset { name: String, known: String },
     #[error("a rule needs at least one match")]
     NoMatches,
-    #[error("an empty match (give headers, uri, queryParams or cookies)")]
+    #[error("an empty match (give headers, withoutHeaders, uri, queryParams or cookies)")]
     EmptyMatch,
-    #[error("give one of exact, prefix, regex or present")]
+    #[error(
+        "give one of exact, prefix or regex (or {{}} to check presence), as in Istio's StringMatch"
+    )]
     MatchKinds,
-    #[error("present does not apply to the path")]
-    PresentOnUri,
+    #[error(
+        "Istio's StringMatch has no present: write {{}} for \"must be there\", or move the entry to withoutHeaders with {{}} for \"must not be there\""
+    )]
+    PresentIsNotIstio,
+    #[error("Istio's {field} is not supported by the canary router ({reason})")]
+    UnsupportedMatchField {
+        field: &'static str,
+        reason: &'static str,
+    },
     #[error("invalid regex: {0}")]
     BadRegex(String),
     #[error("{0:?} is not a header name")]
@@ -249,6 +289,18 @@ pub enum Problem {
     ShortKey(usize),
     #[error("needs signingKey (the current key) as well")]
     PreviousWithoutCurrent,
+    #[error(
+        "the {prefix} cookie name prefix needs secure: true (RFC 6265bis; browsers drop the cookie otherwise)"
+    )]
+    PrefixNeedsSecure { prefix: &'static str },
+    #[error(
+        "the __Host- cookie name prefix needs path \"/\", not {0:?} (RFC 6265bis; browsers drop the cookie otherwise)"
+    )]
+    HostPrefixNeedsRootPath(String),
+    #[error(
+        "the __Host- cookie name prefix forbids a domain (RFC 6265bis; browsers drop the cookie otherwise)"
+    )]
+    HostPrefixForbidsDomain,
 }
 
 // ---------------------------------------------------------------------------
@@ -268,6 +320,9 @@ pub struct Subset {
 pub struct CookieSettings {
     pub codec: CookieCodec,
     pub max_age: u64,
+    /// The `Path` attribute: only requests that path-match it (RFC 6265
+    /// §5.1.4) are assigned and get a `Set-Cookie`.
+    pub path: String,
     /// `; Max-Age=...; Path=...` rendered once.
     pub attributes: String,
 }
@@ -288,6 +343,9 @@ pub struct Config {
     pub(crate) cookie: CookieSettings,
     pub(crate) route_header: String,
     pub(crate) identity: Option<String>,
+    /// Where requests outside the cookie's path go: the first subset with a
+    /// weight, i.e. the stable version until it is drained.
+    pub(crate) default_subset: usize,
 }
 
 /// Looks up an environment variable of the VM.
@@ -333,6 +391,12 @@ impl Config {
     /// The identity header, lower-case.
     pub fn identity(&self) -> Option<&str> {
         self.identity.as_deref()
+    }
+
+    /// The subset of requests outside the cookie's path (see
+    /// [`Config::decide`]): the first subset with a non-zero weight.
+    pub fn default_subset(&self) -> usize {
+        self.default_subset
     }
 
     /// The index of the subset called `name`.
@@ -382,7 +446,9 @@ impl TryFrom<(WireConfig, EnvLookup<'_>)> for Config {
             None => None,
         };
         let cookie = validate_cookie(&wire.cookie, env)?;
+        let default_subset = subsets.iter().position(|s| s.weight > 0).unwrap_or(0);
         Ok(Config {
+            default_subset,
             subsets,
             split,
             rules,
@@ -467,63 +533,125 @@ fn validate_rule(path: &str, rule: &WireRule, subsets: &[Subset]) -> Result<Rule
 }
 
 fn validate_match(path: &str, wire: &WireMatch) -> Result<Match, ConfigError> {
+    let unsupported = [
+        (
+            "method",
+            wire.method.is_some(),
+            "the router sees every method; match it in the route instead",
+        ),
+        (
+            "authority",
+            wire.authority.is_some(),
+            "the plugin runs per listener; match the host in the route instead",
+        ),
+        (
+            "scheme",
+            wire.scheme.is_some(),
+            "match the scheme in the route instead",
+        ),
+        (
+            "ignoreUriCase",
+            wire.ignore_uri_case.is_some(),
+            "uri matches are case-sensitive here; write the case you expect or a (?i) regex",
+        ),
+        (
+            "port",
+            wire.port.is_some(),
+            "a selector of the listener, not a request property the plugin sees",
+        ),
+        (
+            "sourceLabels",
+            wire.source_labels.is_some(),
+            "a workload selector, not a request property the plugin sees",
+        ),
+        (
+            "sourceNamespace",
+            wire.source_namespace.is_some(),
+            "a workload selector, not a request property the plugin sees",
+        ),
+        (
+            "gateways",
+            wire.gateways.is_some(),
+            "a gateway selector; bind the WasmPlugin with its selector instead",
+        ),
+        (
+            "statPrefix",
+            wire.stat_prefix.is_some(),
+            "route statistics are Envoy's, not the plugin's",
+        ),
+    ];
+    if let Some((field, _, reason)) = unsupported.iter().find(|(_, given, _)| *given) {
+        return Err(ConfigError::invalid(
+            format!("{path}.{field}"),
+            Problem::UnsupportedMatchField { field, reason },
+        ));
+    }
     if wire.headers.is_empty()
+        && wire.without_headers.is_empty()
         && wire.uri.is_none()
         && wire.query_params.is_empty()
         && wire.cookies.is_empty()
     {
         return Err(ConfigError::invalid(path, Problem::EmptyMatch));
     }
-    let mut headers = Vec::with_capacity(wire.headers.len());
-    for (name, m) in &wire.headers {
-        let name = header_name(&format!("{path}.headers"), name)?;
-        let matcher = string_matcher(&format!("{path}.headers.{name}"), m)?;
-        headers.push((name, matcher));
-    }
-    let uri = match &wire.uri {
-        Some(m) => {
-            let uri_path = format!("{path}.uri");
-            if m.present.is_some() {
-                return Err(ConfigError::invalid(uri_path, Problem::PresentOnUri));
-            }
-            Some(string_matcher(&uri_path, m)?)
-        }
-        None => None,
-    };
-    let named = |section: &str,
-                 items: &BTreeMap<String, WireStringMatch>|
-     -> Result<Vec<(String, StringMatcher)>, ConfigError> {
+    let headers = |section: &str, items: &BTreeMap<String, WireStringMatch>| {
         items
             .iter()
             .map(|(name, m)| {
-                Ok((
-                    name.clone(),
-                    string_matcher(&format!("{path}.{section}.{name}"), m)?,
-                ))
+                let name = match_header_name(&format!("{path}.{section}"), name)?;
+                let value = string_matcher(&format!("{path}.{section}.{name}"), m)?;
+                Ok(NamedMatcher { name, value })
             })
-            .collect()
+            .collect::<Result<Vec<_>, ConfigError>>()
+    };
+    let named = |section: &str, items: &BTreeMap<String, WireStringMatch>| {
+        items
+            .iter()
+            .map(|(name, m)| {
+                let value = string_matcher(&format!("{path}.{section}.{name}"), m)?;
+                Ok(NamedMatcher {
+                    name: name.clone(),
+                    value,
+                })
+            })
+            .collect::<Result<Vec<_>, ConfigError>>()
+    };
+    // `uri: {}` is no condition on the path, as istiod translates it.
+    let uri = match &wire.uri {
+        Some(m) => string_matcher(&format!("{path}.uri"), m)?,
+        None => None,
     };
     Ok(Match {
-        headers,
         uri,
+        headers: headers("headers", &wire.headers)?,
+        without_headers: headers("withoutHeaders", &wire.without_headers)?,
         query_params: named("queryParams", &wire.query_params)?,
         cookies: named("cookies", &wire.cookies)?,
     })
 }
 
-fn string_matcher(path: &str, wire: &WireStringMatch) -> Result<StringMatcher, ConfigError> {
+/// Istio's `StringMatch`, compiled; `None` for `{}` (presence).
+fn string_matcher(
+    path: &str,
+    wire: &WireStringMatch,
+) -> Result<Option<StringMatcher>, ConfigError> {
+    if wire.present.is_some() {
+        return Err(ConfigError::invalid(
+            format!("{path}.present"),
+            Problem::PresentIsNotIstio,
+        ));
+    }
     let given = usize::from(wire.exact.is_some())
         + usize::from(wire.prefix.is_some())
-        + usize::from(wire.regex.is_some())
-        + usize::from(wire.present.is_some());
+        + usize::from(wire.regex.is_some());
     if given > 1 {
         return Err(ConfigError::invalid(path, Problem::MatchKinds));
     }
     if let Some(exact) = &wire.exact {
-        return Ok(StringMatcher::Exact(exact.clone()));
+        return Ok(Some(StringMatcher::Exact(exact.clone())));
     }
     if let Some(prefix) = &wire.prefix {
-        return Ok(StringMatcher::Prefix(prefix.clone()));
+        return Ok(Some(StringMatcher::Prefix(prefix.clone())));
     }
     if let Some(pattern) = &wire.regex {
         let build = |pattern: &str| {
@@ -539,9 +667,11 @@ fn string_matcher(path: &str, wire: &WireStringMatch) -> Result<StringMatcher, C
         };
         // The pattern alone first, so an error quotes what the user wrote.
         build(pattern)?;
-        return Ok(StringMatcher::Regex(build(&format!("^(?:{pattern})$"))?));
+        return Ok(Some(StringMatcher::Regex(build(&format!(
+            "^(?:{pattern})$"
+        ))?)));
     }
-    Ok(StringMatcher::Present(wire.present.unwrap_or(true)))
+    Ok(None)
 }
 
 /// Regex errors span several lines (with a caret under the problem); the
@@ -554,8 +684,23 @@ fn one_line(text: &str) -> String {
         .join(" ")
 }
 
-/// A header name, lower-cased: an HTTP token, not a pseudo-header, not one
-/// that Envoy or the framing owns.
+/// A header name in a match, lower-cased: any HTTP token (Envoy matches
+/// header names case-insensitively). `cookie` is allowed: Istio's own
+/// example of cookie routing is a regex on the `cookie` header.
+fn match_header_name(path: &str, name: &str) -> Result<String, ConfigError> {
+    let lower = name.to_ascii_lowercase();
+    if !is_token(&lower) {
+        return Err(ConfigError::invalid(
+            path,
+            Problem::BadHeaderName(name.to_string()),
+        ));
+    }
+    Ok(lower)
+}
+
+/// A header name the plugin writes or reads an identity from, lower-cased:
+/// an HTTP token, not a pseudo-header, not one that Envoy or the framing
+/// owns.
 fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     let lower = name.to_ascii_lowercase();
     if !is_token(&lower) {
@@ -637,6 +782,7 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
             ));
         }
     }
+    validate_name_prefix(&name, path, wire)?;
     let same_site = match wire.same_site.as_deref() {
         None => SameSite::Lax,
         Some(text) => match text.to_ascii_lowercase().as_str() {
@@ -684,8 +830,49 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
     Ok(CookieSettings {
         codec: CookieCodec::new(name, current, previous),
         max_age,
+        path: path.to_string(),
         attributes,
     })
+}
+
+/// RFC 6265bis §4.1.3 cookie name prefixes: a browser stores a `__Secure-`
+/// cookie only with `Secure`, and a `__Host-` cookie only with `Secure`,
+/// `Path=/` and no `Domain`. It drops any other such cookie without a word,
+/// so every request would look like a new user: refused here instead.
+/// Browsers compare the prefixes case-insensitively, and so does this.
+fn validate_name_prefix(name: &str, path: &str, wire: &WireCookie) -> Result<(), ConfigError> {
+    let has_prefix = |prefix: &str| {
+        name.get(..prefix.len())
+            .is_some_and(|start| start.eq_ignore_ascii_case(prefix))
+    };
+    let prefix = if has_prefix("__Host-") {
+        "__Host-"
+    } else if has_prefix("__Secure-") {
+        "__Secure-"
+    } else {
+        return Ok(());
+    };
+    if !wire.secure {
+        return Err(ConfigError::invalid(
+            "cookie.secure",
+            Problem::PrefixNeedsSecure { prefix },
+        ));
+    }
+    if prefix == "__Host-" {
+        if path != "/" {
+            return Err(ConfigError::invalid(
+                "cookie.path",
+                Problem::HostPrefixNeedsRootPath(path.to_string()),
+            ));
+        }
+        if wire.domain.is_some() {
+            return Err(ConfigError::invalid(
+                "cookie.domain",
+                Problem::HostPrefixForbidsDomain,
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// Reads a key inline or from the environment. A value read from the

@@ -53,8 +53,6 @@ pub enum Rejection {
     BadSignature,
     #[error("expired")]
     Expired,
-    #[error("issued in the future")]
-    FromTheFuture,
 }
 
 /// Which key verified a cookie.

@@ -3,7 +3,13 @@
 //! In order:
 //! 1. The first rule that matches picks the subset. The cookie is neither
 //!    read nor written: a rule is an override, not an assignment.
-//! 2. A valid cookie (well-formed, signed with the current or previous key,
+//! 2. A request whose path does not path-match the cookie's `Path` (RFC
+//!    6265 §5.1.4) goes to the default subset (the first with a weight), and
+//!    its cookie is neither read nor written: the browser does not send the
+//!    cookie there, so a bucket drawn there would be a new user each time,
+//!    and its `Set-Cookie` would overwrite the cookie the user has under
+//!    `Path` (fluxcd/flagger#1339).
+//! 3. A valid cookie (well-formed, signed with the current or previous key,
 //!    not expired) gives the user's bucket. The subset is the one that owns
 //!    the bucket under the current weights: the cookie's own subset when the
 //!    split still puts the bucket there (a sticky hit), another one after a
@@ -12,19 +18,24 @@
 //!    keeps its bucket too, and is re-mapped and rewritten the same way: so
 //!    removing a subset moves exactly that subset's users, each to the
 //!    subset that now owns their bucket, the same one on every proxy.
-//! 3. Otherwise the user gets a new bucket: the hash of the `identity`
+//! 4. Otherwise the user gets a new bucket: the hash of the `identity`
 //!    header when the request has one, else a random draw; and a new cookie.
 //!
 //! A cookie is rewritten when the subset changed, when it was signed with
-//! the previous key, or when less than half of its lifetime is left.
+//! the previous key, when less than half of its lifetime is left, or when
+//! it was issued more than [`CLOCK_SKEW_SECS`] in the future: the signature
+//! proves this router wrote it, so the clock that stamped it (another
+//! proxy's, or this one's before a step back) was wrong, not the user. Its
+//! bucket is kept and it is re-issued stamped with the local time, so its
+//! lifetime is counted from a time this clock knows.
 
 use crate::bucket::{identity_bucket, random_bucket};
 use crate::config::Config;
 use crate::cookie::{Rejection, Verified};
-use crate::matching::ParsedRequest;
+use crate::matching::{ParsedRequest, path_matches};
 
 /// How far in the future a cookie's issue time may be (clock skew between
-/// proxies) before the cookie is refused.
+/// proxies) before it is re-issued with the local time.
 pub const CLOCK_SKEW_SECS: u64 = 300;
 
 /// What the decision needs from a request, as plain values.
@@ -60,6 +71,9 @@ pub enum Reason {
     Reassigned { from: Option<usize> },
     /// No valid cookie: a new bucket.
     Assigned { source: BucketSource },
+    /// The path is outside the cookie's `Path`: the default subset, no
+    /// cookie read or written.
+    OutsideCookiePath,
 }
 
 /// The decision for one request.
@@ -88,6 +102,13 @@ struct ValidCookie {
     verified: Verified,
 }
 
+impl ValidCookie {
+    /// Whether it was issued further in the future than clock skew explains.
+    fn issued_in_the_future(&self, now: u64) -> bool {
+        self.issued > now.saturating_add(CLOCK_SKEW_SECS)
+    }
+}
+
 impl Config {
     /// Decides where `view` goes. Never fails: anything unusable in the
     /// request is treated as absent.
@@ -100,6 +121,15 @@ impl Config {
             .find(|(_, rule)| rule.matches(&request))
         {
             return self.decision(rule.subset, None, Reason::Rule { index }, None, None);
+        }
+        if !path_matches(request.path, &self.cookie.path) {
+            return self.decision(
+                self.default_subset,
+                None,
+                Reason::OutsideCookiePath,
+                None,
+                None,
+            );
         }
 
         let mut rejected = None;
@@ -123,7 +153,9 @@ impl Config {
                 let stale = age.saturating_mul(2) >= self.cookie.max_age;
                 (
                     Reason::Sticky,
-                    stale || cookie.verified == Verified::Previous,
+                    stale
+                        || cookie.verified == Verified::Previous
+                        || cookie.issued_in_the_future(view.now),
                 )
             } else {
                 (
@@ -187,9 +219,8 @@ impl Config {
     fn check_cookie(&self, value: &str, now: u64) -> Result<ValidCookie, Rejection> {
         let (cookie, verified) = self.cookie.codec.decode(value)?;
         let subset = self.subset_index(cookie.subset);
-        if cookie.issued > now.saturating_add(CLOCK_SKEW_SECS) {
-            return Err(Rejection::FromTheFuture);
-        }
+        // A cookie from the future is not refused (see the module comment);
+        // it cannot have expired either.
         if now >= cookie.issued.saturating_add(self.cookie.max_age) {
             return Err(Rejection::Expired);
         }

@@ -1,55 +1,70 @@
-//! Rule matching: Istio-style string matches on headers, the path, query
-//! parameters and cookies, and the request as the rules see it.
+//! Rule matching: Istio's `HTTPMatchRequest` subset the router supports
+//! (`uri`, `headers`, `withoutHeaders`, `queryParams`), evaluated as Envoy
+//! evaluates what istiod translates it to, plus the router's own `cookies`
+//! (Istio has no cookie match); and the request as the rules see it.
+//!
+//! Envoy's semantics, which a pasted Istio `match:` block must keep:
+//! - several values of one header are matched as one value joined with `,`
+//!   (Envoy's `HeaderUtility::getAllOfHeaderAsString`);
+//! - a query parameter condition looks at the first parameter of that name
+//!   (Envoy's `QueryParamsMulti::getFirstValue`), as sent;
+//! - an empty `StringMatch` (`{}`) checks presence (Envoy's
+//!   `present_match`);
+//! - `withoutHeaders` is the header condition inverted, with a missing
+//!   header counted as empty (`invert_match` + `treat_missing_header_as_empty`);
+//! - a cookie is read as Envoy's `Http::Utility::parseCookieValue` reads it:
+//!   the first cookie of that name, one pair of surrounding DQUOTEs removed.
 
 use regex::Regex;
 
-/// One string condition, compiled.
+/// Istio's `StringMatch`, compiled: exact, prefix, or a regex matching the
+/// whole value (RE2 `FullMatch`, as Envoy's `safe_regex`).
 #[derive(Debug, Clone)]
 pub enum StringMatcher {
     Exact(String),
     Prefix(String),
-    /// Matches the whole value (anchored, as Istio's RE2 `regex`).
     Regex(Regex),
-    /// `true`: the header, parameter or cookie is there (any value);
-    /// `false`: it is not.
-    Present(bool),
 }
 
 impl StringMatcher {
-    /// Whether one value matches (a presence check holds for any value).
-    fn matches_value(&self, value: &str) -> bool {
+    pub fn matches(&self, value: &str) -> bool {
         match self {
             StringMatcher::Exact(exact) => value == exact,
             StringMatcher::Prefix(prefix) => value.starts_with(prefix.as_str()),
             StringMatcher::Regex(regex) => regex.is_match(value),
-            StringMatcher::Present(present) => *present,
         }
     }
+}
 
-    /// Whether a named item with these values matches: any value matching
-    /// is enough; `Present(false)` holds only when there is no value.
-    pub fn matches_any<'a>(&self, mut values: impl Iterator<Item = &'a str>) -> bool {
-        match self {
-            StringMatcher::Present(false) => values.next().is_none(),
-            _ => values.any(|value| self.matches_value(value)),
+/// A condition on a named item (header, query parameter, cookie). `None`
+/// checks presence only (Istio's `{}`).
+#[derive(Debug, Clone)]
+pub struct NamedMatcher {
+    /// Header names lower-case; parameter and cookie names as written.
+    pub name: String,
+    pub value: Option<StringMatcher>,
+}
+
+impl NamedMatcher {
+    /// Whether an item whose value is `value` (`None`: absent) matches.
+    fn matches(&self, value: Option<&str>) -> bool {
+        match (value, &self.value) {
+            (None, _) => false,
+            (Some(_), None) => true,
+            (Some(value), Some(matcher)) => matcher.matches(value),
         }
-    }
-
-    /// Whether a single value (the path) matches.
-    pub fn matches(&self, value: &str) -> bool {
-        self.matches_value(value)
     }
 }
 
 /// One `match` entry: every condition in it must hold.
 #[derive(Debug, Clone, Default)]
 pub struct Match {
-    /// Header names lower-case.
-    pub headers: Vec<(String, StringMatcher)>,
     /// The path, query string excluded.
     pub uri: Option<StringMatcher>,
-    pub query_params: Vec<(String, StringMatcher)>,
-    pub cookies: Vec<(String, StringMatcher)>,
+    pub headers: Vec<NamedMatcher>,
+    pub without_headers: Vec<NamedMatcher>,
+    pub query_params: Vec<NamedMatcher>,
+    pub cookies: Vec<NamedMatcher>,
 }
 
 impl Match {
@@ -58,15 +73,25 @@ impl Match {
             && self
                 .headers
                 .iter()
-                .all(|(name, m)| m.matches_any(request.header_values(name)))
+                .all(|m| m.matches(request.header(&m.name).as_deref()))
+            && self.without_headers.iter().all(|m| {
+                // Envoy's treat_missing_header_as_empty: a missing header is
+                // "" for a value condition, and absent for a presence one.
+                let value = request.header(&m.name);
+                let value = match (&value, &m.value) {
+                    (None, Some(_)) => Some(""),
+                    _ => value.as_deref(),
+                };
+                !m.matches(value)
+            })
             && self
                 .query_params
                 .iter()
-                .all(|(name, m)| m.matches_any(request.query_values(name)))
+                .all(|m| m.matches(request.query_value(&m.name)))
             && self
                 .cookies
                 .iter()
-                .all(|(name, m)| m.matches_any(request.cookie_values(name)))
+                .all(|m| m.matches(request.cookie_value(&m.name)))
     }
 }
 
@@ -94,7 +119,8 @@ pub struct ParsedRequest<'a> {
     pub path: &'a str,
     /// The query string, without `?` (empty when there is none).
     pub query: &'a str,
-    /// Every `name=value` pair of every `cookie` header, in order.
+    /// Every `name=value` pair of every `cookie` header, in order, values
+    /// unquoted.
     pub cookies: Vec<(&'a str, &'a str)>,
 }
 
@@ -124,17 +150,41 @@ impl<'a> ParsedRequest<'a> {
             .map(|(_, value)| value.as_str())
     }
 
-    /// Every value of query parameter `name`, as sent (not percent-decoded).
-    pub fn query_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
+    /// Header `name` as Envoy's header matchers see it: its values joined
+    /// with `,` (`None` when absent). One value is borrowed, not copied.
+    pub fn header(&self, name: &str) -> Option<std::borrow::Cow<'a, str>> {
+        let mut values = self.header_values(name);
+        let first = values.next()?;
+        match values.next() {
+            None => Some(std::borrow::Cow::Borrowed(first)),
+            Some(second) => {
+                let mut joined = format!("{first},{second}");
+                for value in values {
+                    joined.push(',');
+                    joined.push_str(value);
+                }
+                Some(std::borrow::Cow::Owned(joined))
+            }
+        }
+    }
+
+    /// The first value of query parameter `name`, as sent (not
+    /// percent-decoded); `""` for a parameter without `=`.
+    pub fn query_value(&self, name: &str) -> Option<&'a str> {
         self.query
             .split('&')
             .filter(|pair| !pair.is_empty())
             .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-            .filter(move |(key, _)| *key == name)
+            .find(|(key, _)| *key == name)
             .map(|(_, value)| value)
     }
 
-    /// Every value of cookie `name`, as sent.
+    /// The first value of cookie `name` (what Envoy's cookie parser returns).
+    pub fn cookie_value(&self, name: &str) -> Option<&'a str> {
+        self.cookie_values(name).next()
+    }
+
+    /// Every value of cookie `name`, in order.
     pub fn cookie_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
         self.cookies
             .iter()
@@ -144,14 +194,31 @@ impl<'a> ParsedRequest<'a> {
 }
 
 /// The `name=value` pairs of one `Cookie` header (`a=1; b=2`). Pairs without
-/// `=` or with an empty name are skipped; a value wrapped in double quotes
-/// (allowed by RFC 6265) keeps its quotes.
+/// `=` or with an empty name are skipped. A value wrapped in DQUOTEs (RFC
+/// 6265 §4.1.1 `cookie-value = *cookie-octet / ( DQUOTE *cookie-octet
+/// DQUOTE )`) loses one pair of them, as Envoy's cookie parser does: the
+/// quotes are not part of the value.
 pub fn parse_cookie_header(header: &str) -> impl Iterator<Item = (&str, &str)> {
     header.split(';').filter_map(|pair| {
         let (name, value) = pair.split_once('=')?;
         let name = name.trim_matches([' ', '\t']);
-        (!name.is_empty()).then(|| (name, value.trim_matches([' ', '\t'])))
+        let value = value.trim_matches([' ', '\t']);
+        let value = value
+            .strip_prefix('"')
+            .and_then(|inner| inner.strip_suffix('"'))
+            .unwrap_or(value);
+        (!name.is_empty()).then_some((name, value))
     })
+}
+
+/// RFC 6265 §5.1.4 path-match: whether a request to `request_path` (no
+/// query) gets a cookie whose `Path` is `cookie_path`, which is when the
+/// browser sends it. Case-sensitive, on the path as sent.
+pub fn path_matches(request_path: &str, cookie_path: &str) -> bool {
+    match request_path.strip_prefix(cookie_path) {
+        None => false,
+        Some(rest) => rest.is_empty() || cookie_path.ends_with('/') || rest.starts_with('/'),
+    }
 }
 
 #[cfg(test)]
@@ -173,30 +240,61 @@ mod tests {
     }
 
     #[test]
+    fn one_pair_of_dquotes_is_removed_as_envoy_does() {
+        let h = headers(&[("cookie", r#"a="1"; b=""x""; c="; d="open; e="""#)]);
+        let request = ParsedRequest::new(&h, "/");
+        assert_eq!(
+            request.cookies,
+            vec![
+                ("a", "1"),
+                ("b", "\"x\""),
+                ("c", "\""),
+                ("d", "\"open"),
+                ("e", "")
+            ]
+        );
+    }
+
+    #[test]
     fn path_and_query_split() {
         let h = Vec::new();
         let request = ParsedRequest::new(&h, "/panel/x?beta=1&flag&beta=2#top");
         assert_eq!(request.path, "/panel/x");
-        assert_eq!(request.query_values("beta").collect::<Vec<_>>(), ["1", "2"]);
-        assert_eq!(request.query_values("flag").collect::<Vec<_>>(), [""]);
-        assert_eq!(request.query_values("none").count(), 0);
+        assert_eq!(request.query_value("beta"), Some("1"));
+        assert_eq!(request.query_value("flag"), Some(""));
+        assert_eq!(request.query_value("none"), None);
     }
 
     #[test]
-    fn presence_and_absence() {
-        let present = StringMatcher::Present(true);
-        let absent = StringMatcher::Present(false);
-        assert!(present.matches_any(["x"].into_iter()));
-        assert!(!present.matches_any(std::iter::empty()));
-        assert!(absent.matches_any(std::iter::empty()));
-        assert!(!absent.matches_any(["x"].into_iter()));
-    }
-
-    #[test]
-    fn any_header_value_may_match() {
-        let h = headers(&[("x-group", "a"), ("X-Group", "beta")]);
+    fn repeated_headers_are_joined_with_commas() {
+        let h = headers(&[("x-group", "a"), ("X-Group", "beta"), ("x-one", "1")]);
         let request = ParsedRequest::new(&h, "/");
-        let m = StringMatcher::Exact("beta".into());
-        assert!(m.matches_any(request.header_values("x-group")));
+        assert_eq!(request.header("x-group").as_deref(), Some("a,beta"));
+        assert_eq!(request.header("x-one").as_deref(), Some("1"));
+        assert_eq!(request.header("x-none"), None);
+    }
+
+    #[test]
+    fn rfc_6265_path_match() {
+        for (request, cookie) in [
+            ("/panel", "/panel"),
+            ("/panel/", "/panel"),
+            ("/panel/x/y", "/panel"),
+            ("/panel/x", "/panel/"),
+            ("/", "/"),
+            ("/anything", "/"),
+        ] {
+            assert!(path_matches(request, cookie), "{request} in {cookie}");
+        }
+        for (request, cookie) in [
+            ("/api", "/panel"),
+            ("/panelx", "/panel"),
+            ("/pane", "/panel"),
+            ("/Panel", "/panel"),
+            ("/panel", "/panel/"),
+            ("", "/"),
+        ] {
+            assert!(!path_matches(request, cookie), "{request} not in {cookie}");
+        }
     }
 }

@@ -60,9 +60,23 @@ refuses! {
     rule_without_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": []}}]}}"#) => "rules[0].match: a rule needs at least one match";
     rule_missing_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2"}}]}}"#) => "rules[0]: missing field `match`";
     empty_match_entry: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{}}]}}]}}"#) => "rules[0].match[0]: an empty match";
-    two_match_kinds: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end-user": {{"exact": "a", "prefix": "b"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.end-user: give one of exact, prefix, regex or present";
+    two_match_kinds: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end-user": {{"exact": "a", "prefix": "b"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.end-user: give one of exact, prefix or regex";
     bad_regex: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"user-agent": {{"regex": ".*(62"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.user-agent.regex: invalid regex";
-    present_on_uri: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{"present": true}}}}]}}]}}"#) => "rules[0].match[0].uri: present does not apply to the path";
+    present_on_uri: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{"present": true}}}}]}}]}}"#) => "rules[0].match[0].uri.present: Istio's StringMatch has no present";
+    present_on_a_header: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"x-beta": {{"present": false}}}}}}]}}]}}"#) => "rules[0].match[0].headers.x-beta.present: Istio's StringMatch has no present: write {} for \"must be there\", or move the entry to withoutHeaders";
+    present_on_a_query_parameter: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"queryParams": {{"preview": {{"present": true}}}}}}]}}]}}"#) => "rules[0].match[0].queryParams.preview.present: Istio's StringMatch has no present";
+    istio_method_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"method": {{"exact": "GET"}}}}]}}]}}"#) => "rules[0].match[0].method: Istio's method is not supported by the canary router";
+    istio_authority_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"authority": {{"exact": "a"}}, "uri": {{"prefix": "/"}}}}]}}]}}"#) => "rules[0].match[0].authority: Istio's authority is not supported";
+    istio_ignore_uri_case: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{"prefix": "/A"}}, "ignoreUriCase": true}}]}}]}}"#) => "rules[0].match[0].ignoreUriCase: Istio's ignoreUriCase is not supported";
+    istio_source_labels: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"sourceLabels": {{"app": "a"}}, "uri": {{"prefix": "/"}}}}]}}]}}"#) => "rules[0].match[0].sourceLabels: Istio's sourceLabels is not supported";
+    istio_gateways: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"gateways": ["mesh"], "uri": {{"prefix": "/"}}}}]}}]}}"#) => "rules[0].match[0].gateways: Istio's gateways is not supported";
+    istio_port: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"port": 80, "uri": {{"prefix": "/"}}}}]}}]}}"#) => "rules[0].match[0].port: Istio's port is not supported";
+    unknown_match_field: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"header": {{"a": {{}}}}}}]}}]}}"#) => "rules[0].match[0].header: unknown field `header`";
+    host_prefix_without_secure: &format!(r#"{{{V}, "cookie": {{"name": "__Host-canary"}}}}"#) => "cookie.secure: the __Host- cookie name prefix needs secure: true (RFC 6265bis";
+    host_prefix_in_lower_case_without_secure: &format!(r#"{{{V}, "cookie": {{"name": "__host-canary"}}}}"#) => "cookie.secure: the __Host- cookie name prefix needs secure: true";
+    host_prefix_with_a_sub_path: &format!(r#"{{{V}, "cookie": {{"name": "__Host-canary", "secure": true, "path": "/panel"}}}}"#) => "cookie.path: the __Host- cookie name prefix needs path \"/\", not \"/panel\"";
+    host_prefix_with_a_domain: &format!(r#"{{{V}, "cookie": {{"name": "__Host-canary", "secure": true, "domain": "airport.example"}}}}"#) => "cookie.domain: the __Host- cookie name prefix forbids a domain";
+    secure_prefix_without_secure: &format!(r#"{{{V}, "cookie": {{"name": "__Secure-canary", "path": "/panel"}}}}"#) => "cookie.secure: the __Secure- cookie name prefix needs secure: true";
     bad_header_name_in_rule: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end user": {{"exact": "a"}}}}}}]}}]}}"#) => "rules[0].match[0].headers: \"end user\" is not a header name";
     bad_route_header: &format!(r#"{{{V}, "routeHeader": "x canary"}}"#) => "routeHeader: \"x canary\" is not a header name";
     pseudo_route_header: &format!(r#"{{{V}, "routeHeader": ":authority"}}"#) => "routeHeader: \":authority\" is not a header name";
@@ -297,11 +311,9 @@ fn rejected_cookies_are_replaced() {
     let good = codec.encode(9_500, "v2", NOW);
     let forged = good.replacen("9500", "9501", 1);
     let expired = codec.encode(9_500, "v2", NOW - 86_400);
-    let future = codec.encode(9_500, "v2", NOW + 3_600);
     for (value, why) in [
         (forged, Rejection::BadSignature),
         (expired, Rejection::Expired),
-        (future, Rejection::FromTheFuture),
         ("c1.9500.v2".to_string(), Rejection::Malformed),
         ("%%%".to_string(), Rejection::Malformed),
     ] {
@@ -460,4 +472,280 @@ fn unsigned_cookies_work_without_a_key() {
     );
     assert_eq!(decision.reason, Reason::Sticky);
     assert_eq!(decision.subset_name, "v2");
+}
+
+// ---------------------------------------------------------------------------
+// The cookie's scope, quoting, name prefixes and clock (issue 15)
+// ---------------------------------------------------------------------------
+
+/// v1 10 / v2 90, the cookie scoped to `path`.
+fn scoped(path: &str) -> Config {
+    config(&format!(
+        r#"{{"subsets": [{{"name": "v1", "weight": 10}}, {{"name": "v2", "weight": 90}}],
+            "cookie": {{"name": "canary", "maxAge": "1d", "path": "{path}", "signingKey": {{"inline": "{KEY}"}}}}}}"#
+    ))
+}
+
+#[test]
+fn only_requests_inside_the_cookie_path_are_assigned() {
+    let config = scoped("/panel");
+    // Random draw 9999 would be v2: inside the path, a new v2 user.
+    for path in ["/panel", "/panel/", "/panel/x/y", "/panel?tab=2"] {
+        let decision = decide(&config, &[(":path", path)], NOW, 9_999);
+        assert_eq!(decision.subset_name, "v2", "{path}");
+        assert!(
+            decision
+                .set_cookie
+                .as_deref()
+                .is_some_and(|c| c.contains("; Path=/panel;")),
+            "{path}: {decision:?}"
+        );
+    }
+    // Outside (RFC 6265 §5.1.4): the default subset, no bucket, no cookie.
+    for path in ["/api", "/", "/panelx", "/pane", "/Panel", "/api?x=/panel"] {
+        let decision = decide(&config, &[(":path", path)], NOW, 9_999);
+        assert_eq!(decision.reason, Reason::OutsideCookiePath, "{path}");
+        assert_eq!(decision.subset_name, "v1", "{path}");
+        assert_eq!(decision.bucket, None, "{path}");
+        assert_eq!(decision.set_cookie, None, "{path}");
+    }
+}
+
+#[test]
+fn outside_the_cookie_path_the_cookie_is_neither_read_nor_rewritten() {
+    // A v2 cookie that would be rewritten (signed with a key since rotated
+    // out) reaches /api: a browser would not send it there, and whatever
+    // the request carries, the router writes nothing.
+    let config = scoped("/panel");
+    let value = config.cookie().codec.encode(9_500, "v2", NOW - 80_000);
+    let cookie = format!("canary={value}");
+    let inside = decide(&config, &[(":path", "/panel"), ("cookie", &cookie)], NOW, 0);
+    assert_eq!(inside.reason, Reason::Sticky);
+    assert!(
+        inside.set_cookie.is_some(),
+        "old: refreshed inside the path"
+    );
+    let outside = decide(&config, &[(":path", "/api"), ("cookie", &cookie)], NOW, 0);
+    assert_eq!(outside.reason, Reason::OutsideCookiePath);
+    assert_eq!(outside.set_cookie, None);
+    assert_eq!(outside.rejected, None);
+}
+
+#[test]
+fn rules_still_apply_outside_the_cookie_path() {
+    let config = config(
+        r#"{"subsets": [{"name": "v1", "weight": 100}, {"name": "v2", "weight": 0}],
+            "rules": [{"subset": "v2", "match": [{"headers": {"end-user": {"exact": "tester"}}}]}],
+            "cookie": {"path": "/panel"}}"#,
+    );
+    let decision = decide(
+        &config,
+        &[(":path", "/api"), ("end-user", "tester")],
+        NOW,
+        0,
+    );
+    assert_eq!(decision.reason, Reason::Rule { index: 0 });
+    assert_eq!(decision.subset_name, "v2");
+}
+
+#[test]
+fn the_default_subset_is_the_first_with_a_weight() {
+    let drained = config(
+        r#"{"subsets": [{"name": "v1", "weight": 0}, {"name": "v2", "weight": 100}],
+            "cookie": {"path": "/panel"}}"#,
+    );
+    assert_eq!(drained.default_subset(), 1);
+    let decision = decide(&drained, &[(":path", "/api")], NOW, 0);
+    assert_eq!(decision.subset_name, "v2");
+    assert_eq!(scoped("/panel").default_subset(), 0);
+}
+
+#[test]
+fn a_quoted_cookie_is_the_same_cookie() {
+    let config = signed((90, 10), "");
+    let value = config.cookie().codec.encode(9_500, "v2", NOW);
+    for cookie in [
+        format!("canary=\"{value}\""),
+        format!("theme=dark; canary=\"{value}\"; x=1"),
+    ] {
+        let decision = decide(&config, &[("cookie", &cookie)], NOW + 60, 0);
+        assert_eq!(decision.reason, Reason::Sticky, "{cookie}");
+        assert_eq!(decision.bucket, Some(9_500));
+        assert_eq!(decision.rejected, None, "{cookie}");
+        assert_eq!(decision.set_cookie, None, "{cookie}");
+    }
+    // Only one pair goes: two pairs of quotes are not a cookie of ours.
+    let twice = format!("canary=\"\"{value}\"\"");
+    let decision = decide(&config, &[("cookie", &twice)], NOW, 0);
+    assert_eq!(decision.rejected, Some(Rejection::Malformed));
+}
+
+#[test]
+fn cookie_name_prefixes_with_their_attributes_are_accepted() {
+    let host = config(&format!(
+        r#"{{{V}, "cookie": {{"name": "__Host-canary", "secure": true}}}}"#
+    ));
+    assert_eq!(
+        host.cookie().attributes,
+        "; Max-Age=604800; Path=/; Secure; HttpOnly; SameSite=Lax"
+    );
+    let secure = config(&format!(
+        r#"{{{V}, "cookie": {{"name": "__Secure-canary", "secure": true, "path": "/panel", "domain": "airport.example"}}}}"#
+    ));
+    assert_eq!(secure.cookie().codec.name(), "__Secure-canary");
+    // Not a prefix: only at the start.
+    config(&format!(
+        r#"{{{V}, "cookie": {{"name": "x__Host-canary"}}}}"#
+    ));
+}
+
+#[test]
+fn a_cookie_from_the_future_keeps_its_bucket_and_is_reissued_now() {
+    let config = signed((90, 10), "");
+    let codec = &config.cookie().codec;
+    // Another proxy an hour ahead, or this one before its clock stepped back
+    // ten years.
+    for issued in [NOW + 3_600, NOW + 10 * 365 * 86_400] {
+        let value = codec.encode(9_500, "v2", issued);
+        let decision = decide(&config, &[("cookie", &format!("canary={value}"))], NOW, 42);
+        assert_eq!(decision.reason, Reason::Sticky, "{issued}");
+        assert_eq!(decision.bucket, Some(9_500));
+        assert_eq!(decision.rejected, None);
+        let set_cookie = decision.set_cookie.expect("re-issued");
+        assert!(
+            set_cookie.starts_with(&format!("canary=c1.9500.v2.{NOW}.")),
+            "{set_cookie}"
+        );
+    }
+    // Within the clock skew: as fresh as a cookie of now, left alone.
+    let value = codec.encode(9_500, "v2", NOW + decision::CLOCK_SKEW_SECS);
+    let decision = decide(&config, &[("cookie", &format!("canary={value}"))], NOW, 42);
+    assert_eq!(decision.reason, Reason::Sticky);
+    assert_eq!(decision.set_cookie, None);
+    // After a ramp down, a future cookie moves like any other, stamped now.
+    let value = codec.encode(9_500, "v2", NOW + 3_600);
+    let rolled_back = signed((100, 0), "");
+    let decision = decide(
+        &rolled_back,
+        &[("cookie", &format!("canary={value}"))],
+        NOW,
+        42,
+    );
+    assert_eq!(decision.reason, Reason::Reassigned { from: Some(1) });
+    assert!(
+        decision
+            .set_cookie
+            .is_some_and(|c| c.starts_with(&format!("canary=c1.9500.v1.{NOW}.")))
+    );
+}
+
+// ---------------------------------------------------------------------------
+// Istio's match semantics, as Envoy evaluates them (issue 15)
+// ---------------------------------------------------------------------------
+
+fn ruled(rules: &str) -> Config {
+    signed((100, 0), &format!(r#", "rules": {rules}"#))
+}
+
+fn rule_matches(config: &Config, pairs: &[(&str, &str)]) -> bool {
+    matches!(decide(config, pairs, NOW, 0).reason, Reason::Rule { .. })
+}
+
+#[test]
+fn repeated_headers_are_matched_joined_with_commas() {
+    let exact =
+        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"exact": "beta"}}}]}]"#);
+    assert!(rule_matches(&exact, &[("x-group", "beta")]));
+    // Envoy matches "a,beta", which is not "beta".
+    assert!(!rule_matches(
+        &exact,
+        &[("x-group", "a"), ("x-group", "beta")]
+    ));
+    assert!(!rule_matches(
+        &exact,
+        &[("x-group", "beta"), ("X-Group", "a")]
+    ));
+    let joined =
+        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"exact": "a,beta"}}}]}]"#);
+    assert!(rule_matches(
+        &joined,
+        &[("x-group", "a"), ("x-group", "beta")]
+    ));
+    let regex =
+        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"regex": "beta"}}}]}]"#);
+    assert!(!rule_matches(
+        &regex,
+        &[("x-group", "beta"), ("x-group", "beta")]
+    ));
+    let prefix =
+        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"prefix": "a,b"}}}]}]"#);
+    assert!(rule_matches(
+        &prefix,
+        &[("x-group", "a"), ("x-group", "beta")]
+    ));
+}
+
+#[test]
+fn the_first_query_parameter_of_a_name_is_matched() {
+    let config = ruled(r#"[{"subset": "v2", "match": [{"queryParams": {"v": {"exact": "2"}}}]}]"#);
+    assert!(rule_matches(&config, &[(":path", "/?v=2")]));
+    assert!(rule_matches(&config, &[(":path", "/?v=2&v=1")]));
+    assert!(!rule_matches(&config, &[(":path", "/?v=1&v=2")]));
+    let present = ruled(r#"[{"subset": "v2", "match": [{"queryParams": {"preview": {}}}]}]"#);
+    assert!(rule_matches(&present, &[(":path", "/?preview")]));
+    assert!(rule_matches(&present, &[(":path", "/?a=1&preview=")]));
+    assert!(!rule_matches(&present, &[(":path", "/?previews=1")]));
+}
+
+#[test]
+fn an_empty_string_match_checks_presence_and_without_headers_inverts() {
+    let config = ruled(
+        r#"[{"subset": "v2", "match": [{"headers": {"x-beta": {}}, "withoutHeaders": {"x-opt-out": {}, "x-group": {"exact": "staff"}}}]}]"#,
+    );
+    assert!(rule_matches(&config, &[("x-beta", "")]));
+    assert!(rule_matches(
+        &config,
+        &[("x-beta", "1"), ("x-group", "guests")]
+    ));
+    assert!(!rule_matches(&config, &[]));
+    assert!(!rule_matches(
+        &config,
+        &[("x-beta", "1"), ("x-opt-out", "")]
+    ));
+    assert!(!rule_matches(
+        &config,
+        &[("x-beta", "1"), ("x-group", "staff")]
+    ));
+    // A missing header counts as empty for a value condition, as Envoy's
+    // treat_missing_header_as_empty: `withoutHeaders: {x: {exact: ""}}`
+    // refuses requests without x.
+    let empty = ruled(
+        r#"[{"subset": "v2", "match": [{"headers": {"x-beta": {}}, "withoutHeaders": {"x-group": {"exact": ""}}}]}]"#,
+    );
+    assert!(!rule_matches(&empty, &[("x-beta", "1")]));
+    assert!(rule_matches(&empty, &[("x-beta", "1"), ("x-group", "a")]));
+    // `uri: {}` is no condition on the path.
+    let any_path = ruled(r#"[{"subset": "v2", "match": [{"uri": {}}]}]"#);
+    assert!(rule_matches(&any_path, &[(":path", "/anything")]));
+}
+
+#[test]
+fn istios_cookie_header_regex_works() {
+    // The Istio documentation's cookie routing: a regex on the cookie header.
+    let config = ruled(
+        r#"[{"subset": "v2", "match": [{"name": "jason", "headers": {"cookie": {"regex": "^(.*?;)?(user=jason)(;.*)?$"}}}]}]"#,
+    );
+    assert!(rule_matches(
+        &config,
+        &[("cookie", "user=jason; theme=dark")]
+    ));
+    assert!(!rule_matches(&config, &[("cookie", "user=jasonx")]));
+}
+
+#[test]
+fn cookie_conditions_read_the_first_cookie_unquoted() {
+    let config = ruled(r#"[{"subset": "v2", "match": [{"cookies": {"beta": {"exact": "yes"}}}]}]"#);
+    assert!(rule_matches(&config, &[("cookie", "beta=\"yes\"")]));
+    assert!(rule_matches(&config, &[("cookie", "beta=yes; beta=no")]));
+    assert!(!rule_matches(&config, &[("cookie", "beta=no; beta=yes")]));
 }

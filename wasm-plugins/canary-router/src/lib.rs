@@ -46,6 +46,7 @@ struct Metrics {
     reassignments: Option<u32>,
     rejected_cookies: Option<u32>,
     rule_matches: Option<u32>,
+    outside_cookie_path: Option<u32>,
 }
 
 impl Metrics {
@@ -65,6 +66,7 @@ impl Metrics {
             reassignments: counter("canary_router.reassignments"),
             rejected_cookies: counter("canary_router.rejected_cookies"),
             rule_matches: counter("canary_router.rule_matches"),
+            outside_cookie_path: counter("canary_router.outside_cookie_path"),
         }
     }
 
@@ -83,6 +85,7 @@ impl Metrics {
             Reason::Assigned { .. } => {
                 Self::increment(self.assigned.get(decision.subset).copied().flatten());
             }
+            Reason::OutsideCookiePath => Self::increment(self.outside_cookie_path),
         }
         if decision.rejected.is_some() {
             Self::increment(self.rejected_cookies);
