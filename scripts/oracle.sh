@@ -1,0 +1,38 @@
+#!/usr/bin/env bash
+# Istio's own translation of the manifests, as goldens: runs the Go test of
+# istio/oracle (Istio 1.30's config generator, pinned by istio/oracle/go.mod)
+# over istio/workloads and istio/app.
+#
+#   scripts/oracle.sh           checks the goldens in istio/oracle/testdata
+#                               are what Istio generates today (make oracle-check)
+#   scripts/oracle.sh --update  rewrites them (make oracle); review the diff
+#
+# The Go build cache is Go's own (outside the clone); after `make istioctl`
+# most of Istio is already compiled there.
+set -euo pipefail
+
+repo_root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+module_dir="${repo_root}/istio/oracle"
+log="$(mktemp -t oracle.XXXXXX.log)"
+
+fail() {
+    echo "error: cannot run Istio's translation (istio/oracle): $*" >&2
+    exit 1
+}
+
+# shellcheck source=go-toolchain.sh
+source "${repo_root}/scripts/go-toolchain.sh"
+require_go
+
+case "${1:-}" in
+    --update)
+        ORACLE_UPDATE=1 run_go test -count=1 .
+        echo "goldens rewritten in istio/oracle/testdata (review: git diff istio/oracle/testdata)"
+        ;;
+    "")
+        run_go test -count=1 .
+        echo "istio/oracle goldens are what Istio 1.30 generates"
+        ;;
+    *) fail "unknown argument ${1} (expected nothing or --update)" ;;
+esac
+rm -f "${log}"
