@@ -11,7 +11,7 @@ use serde::Deserialize;
 
 use crate::budget::Budget;
 use crate::duration::{DurationError, format_duration, parse_duration};
-use crate::ratio::RatioBudget;
+use crate::ratio::{MAX_RETRY_RATIO, RatioBudget};
 use crate::retry_on::{RetryOn, RetryOnError};
 use crate::tokens::TokenBucket;
 
@@ -78,7 +78,7 @@ pub struct WireConfig {
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireBudget {
-    /// Retries as a share of requests (0 to 1; default 0.2).
+    /// Retries as a share of requests (0 to 1000; default 0.2).
     #[serde(default)]
     pub retry_ratio: Option<f64>,
     /// Retries per second always allowed (default 10).
@@ -257,6 +257,7 @@ impl Config {
         if bytes.iter().all(u8::is_ascii_whitespace) {
             return Self::try_from(WireConfig::default());
         }
+        refuse_arrays(bytes)?;
         let mut deserializer = serde_json::Deserializer::from_slice(bytes);
         let wire: WireConfig =
             serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
@@ -354,7 +355,7 @@ fn ratio_budget(wire: WireBudget) -> Result<RatioBudget, ConfigError> {
         "budget.retryRatio",
         wire.retry_ratio.unwrap_or(DEFAULT_RETRY_RATIO),
         0.0,
-        1.0,
+        MAX_RETRY_RATIO,
     )?;
     let floor = range(
         "budget.minRetriesPerSecond",
@@ -378,14 +379,125 @@ fn ratio_budget(wire: WireBudget) -> Result<RatioBudget, ConfigError> {
 
 fn token_bucket(wire: &WireTokenBucket) -> Result<TokenBucket, ConfigError> {
     let max = range("tokenBucket.maxTokens", wire.max_tokens, 1, MAX_TOKENS)?;
-    // gRPC keeps three decimals: anything that rounds to 0 would never refill.
-    let ratio = range(
-        "tokenBucket.tokenRatio",
-        wire.token_ratio,
-        0.001,
-        max as f64,
-    )?;
-    Ok(TokenBucket::new(u32::try_from(max).unwrap_or(1), ratio))
+    let field = "tokenBucket.tokenRatio";
+    range(field, wire.token_ratio, 0.0, max as f64)?;
+    // gRPC keeps three decimals and drops the rest (gRFC A6; grpc-core
+    // parses the number's text): 0.0019 is 0.001. A ratio that comes to 0
+    // would never refill the bucket.
+    let ratio_milli = truncated_milli(wire.token_ratio);
+    if ratio_milli == 0 {
+        return Err(error(
+            field,
+            Problem::Invalid(format!(
+                "{} is 0 to three decimals (gRPC ignores further decimals): write at least 0.001",
+                wire.token_ratio
+            )),
+        ));
+    }
+    Ok(TokenBucket::new(
+        u32::try_from(max).unwrap_or(1),
+        ratio_milli,
+    ))
+}
+
+/// A non-negative number in thousandths, further decimals dropped. Read from
+/// its shortest decimal form (what the user wrote, for any number JSON
+/// gives with at most 17 significant digits), so that 1.005 is 1005, not the
+/// 1004 that `1.005 * 1000` gives in binary floating point.
+fn truncated_milli(value: f64) -> u64 {
+    let text = value.to_string();
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let whole: u64 = whole.parse().unwrap_or(0);
+    let milli = fraction
+        .bytes()
+        .chain(std::iter::repeat(b'0'))
+        .take(3)
+        .map(|digit| char::from(digit).to_digit(10).map_or(0, u64::from))
+        .fold(0, |milli, digit| milli * 10 + digit);
+    whole.saturating_mul(1000).saturating_add(milli)
+}
+
+/// Refuses a JSON array where an object is expected. serde reads a struct
+/// from an array too (its fields by position), so `[]` would be an empty
+/// configuration and `[0.5]` a budget; no field of this configuration is an
+/// array, so any array is a mistake.
+fn refuse_arrays(bytes: &[u8]) -> Result<(), ConfigError> {
+    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
+    match serde_path_to_error::deserialize::<_, NoArrays>(&mut deserializer) {
+        Err(e) if e.inner().is_data() => {
+            let path = e.path().to_string();
+            Err(if path == "." {
+                error(
+                    "config",
+                    Problem::Invalid(
+                        "a JSON array is not a configuration: write an object, e.g. {\"attempts\": 2}"
+                            .into(),
+                    ),
+                )
+            } else {
+                error(
+                    &path,
+                    Problem::Invalid(
+                        "a JSON array is not accepted here: write an object or a value".into(),
+                    ),
+                )
+            })
+        }
+        // Malformed JSON is reported by the typed parse, with its position.
+        _ => Ok(()),
+    }
+}
+
+/// Any JSON document without an array (a walk, without building a value).
+struct NoArrays;
+
+impl<'de> Deserialize<'de> for NoArrays {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(NoArrays)
+    }
+}
+
+impl<'de> serde::de::Visitor<'de> for NoArrays {
+    type Value = NoArrays;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("JSON without arrays")
+    }
+
+    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self, A::Error> {
+        Err(serde::de::Error::custom("an array"))
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
+        while map.next_key::<String>()?.is_some() {
+            map.next_value::<NoArrays>()?;
+        }
+        Ok(self)
+    }
+
+    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
+        Ok(self)
+    }
+
+    fn visit_unit<E>(self) -> Result<Self, E> {
+        Ok(self)
+    }
 }
 
 fn header_name(name: &str) -> Result<String, ConfigError> {
@@ -475,7 +587,42 @@ mod tests {
             br#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.1}, "attempts": 4}"#,
         )
         .unwrap();
-        assert_eq!(config.budget, Budget::Tokens(TokenBucket::new(10, 0.1)));
+        assert_eq!(config.budget, Budget::Tokens(TokenBucket::new(10, 100)));
+    }
+
+    #[test]
+    fn token_ratio_decimals_beyond_three_are_dropped() {
+        // gRFC A6 keeps three decimals; grpc-core truncates the text.
+        let milli = |ratio: &str| {
+            let json = format!(r#"{{"tokenBucket": {{"maxTokens": 10, "tokenRatio": {ratio}}}}}"#);
+            match Config::parse(json.as_bytes()).map(|c| c.budget) {
+                Ok(Budget::Tokens(bucket)) => bucket.ratio_milli(),
+                other => panic!("{ratio}: {other:?}"),
+            }
+        };
+        assert_eq!(milli("0.0019"), 1);
+        assert_eq!(milli("0.1239"), 123);
+        assert_eq!(milli("1.005"), 1005);
+        assert_eq!(milli("0.57"), 570);
+        assert_eq!(milli("2"), 2000);
+        assert_eq!(milli("1e-1"), 100);
+    }
+
+    #[test]
+    fn retry_ratio_up_to_a_thousand() {
+        // Finagle's RetryBudget and tower's TpsBudget accept 0..=1000.
+        for ratio in ["1.5", "10", "1000"] {
+            let json = format!(r#"{{"budget": {{"retryRatio": {ratio}}}}}"#);
+            let config = Config::parse(json.as_bytes());
+            let Ok(Config {
+                budget: Budget::Ratio(budget),
+                ..
+            }) = config
+            else {
+                panic!("{ratio}: {config:?}")
+            };
+            assert_eq!(budget.retry_ratio().to_string(), ratio);
+        }
     }
 
     #[test]
@@ -500,12 +647,28 @@ mod tests {
     fn refusals_name_the_field() {
         let cases = [
             (
-                r#"{"budget": {"retryRatio": 1.5}}"#,
-                "budget.retryRatio: 1.5 is not between 0 and 1",
+                r#"{"budget": {"retryRatio": 1000.5}}"#,
+                "budget.retryRatio: 1000.5 is not between 0 and 1000",
             ),
             (
                 r#"{"budget": {"retryRatio": -0.1}}"#,
-                "budget.retryRatio: -0.1 is not between 0 and 1",
+                "budget.retryRatio: -0.1 is not between 0 and 1000",
+            ),
+            (
+                "[]",
+                "config: a JSON array is not a configuration: write an object, e.g. {\"attempts\": 2}",
+            ),
+            (
+                r#"[{"attempts": 2}]"#,
+                "config: a JSON array is not a configuration: write an object, e.g. {\"attempts\": 2}",
+            ),
+            (
+                r#"{"budget": [0.5, 1, "10s"]}"#,
+                "budget: a JSON array is not accepted here: write an object or a value",
+            ),
+            (
+                r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.0009}}"#,
+                "tokenBucket.tokenRatio: 0.0009 is 0 to three decimals (gRPC ignores further decimals): write at least 0.001",
             ),
             (
                 r#"{"budget": {"minRetriesPerSecond": -1}}"#,
@@ -533,7 +696,11 @@ mod tests {
             ),
             (
                 r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0}}"#,
-                "tokenBucket.tokenRatio: 0 is not between 0.001 and 10",
+                "tokenBucket.tokenRatio: 0 is 0 to three decimals (gRPC ignores further decimals): write at least 0.001",
+            ),
+            (
+                r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 10.5}}"#,
+                "tokenBucket.tokenRatio: 10.5 is not between 0 and 10",
             ),
             (
                 r#"{"tokenBucket": {"maxTokens": 10}}"#,

@@ -4,11 +4,13 @@
 //! that retries stay a small, bounded share of traffic. Its parts:
 //! [`Config`] (the plugin's JSON, validated, every refusal naming the field),
 //! [`RetryOn`] (Envoy's retry conditions and which responses count as
-//! failures), the two budgets — [`RatioBudget`] (Linkerd and Finagle:
-//! `retryRatio`, `minRetriesPerSecond`, `ttl`) and [`TokenBucket`] (gRPC's
-//! retry throttling, gRFC A6) — whose state is a few little-endian `u64`s,
-//! [`Registry`] (scope names to shared-data slots, bounded), and
-//! [`cas_update`], the read-decide-write loop over a [`SharedStore`].
+//! failures) and [`Verdict`] (what a final response counts as), the two
+//! budgets — [`RatioBudget`] (Linkerd and Finagle: `retryRatio`,
+//! `minRetriesPerSecond`, `ttl`) and [`TokenBucket`] (gRPC's retry
+//! throttling, gRFC A6) — whose state is a few little-endian `u64`s, kept
+//! per configuration in one value ([`Budget`]), [`Registry`] (scope names to
+//! shared-data slots, bounded), and [`cas_update`], the read-decide-write
+//! loop over a [`SharedStore`].
 //!
 //! Every decision is a pure function of (configuration, state, time), so the
 //! proxy-wasm adapter in `wasm-plugins/retry-budget` keeps the state in shared
@@ -23,13 +25,15 @@ mod retry_on;
 mod store;
 mod tokens;
 
-pub use budget::{Admission, Budget, Outcome, Settlement, Ticket};
+pub use budget::{
+    Admission, Budget, MAX_STATE_BYTES, MAX_STATES, Outcome, Settlement, Ticket, Verdict,
+};
 pub use config::{
     Config, ConfigError, DEFAULT_ATTEMPTS, DEFAULT_MAX_SCOPES, DEFAULT_RETRY_ON, MAX_ATTEMPTS,
     MAX_GRPC_ATTEMPTS, Problem, Scope, WireBudget, WireConfig, WireScope, WireTokenBucket,
 };
 pub use duration::{DurationError, format_duration, parse_duration};
-pub use ratio::{BUCKETS, RatioBudget, RatioState};
+pub use ratio::{BUCKETS, MAX_RETRY_RATIO, RatioBudget, RatioState};
 pub use registry::{OVERFLOW_SCOPE, Registry, sanitize_scope};
 pub use retry_on::{GRPC_CONDITIONS, HTTP_CONDITIONS, RetryOn, RetryOnError};
 pub use store::{CasError, SharedStore, StoreError, cas_update};

@@ -13,6 +13,12 @@
 //! when many requests are in flight on several workers at once, and a request
 //! whose response is never seen keeps its reservation only until its bucket
 //! leaves the window.
+//!
+//! The window's clock never goes back: when a bucket is stamped later than
+//! the host's time (its wall clock stepped back, or another worker's clock is
+//! ahead), that bucket is the current one until the host's time catches up.
+//! So a backward step keeps every retry charged until then, instead of
+//! emptying the slot "now" falls in (which frees its retries).
 
 use std::time::Duration;
 
@@ -20,6 +26,10 @@ use crate::MICRO;
 
 /// Buckets in the window.
 pub const BUCKETS: usize = 10;
+
+/// The largest `retryRatio`: 1000 retries per request, the bound Finagle's
+/// `RetryBudget` and tower's `TpsBudget` assert (Linkerd takes it as is).
+pub const MAX_RETRY_RATIO: f64 = 1000.0;
 
 const NANOS_PER_MILLI: u128 = 1_000_000;
 
@@ -51,10 +61,11 @@ pub struct RatioState {
 pub(crate) const RATIO_STATE_LEN: usize = 8 + BUCKETS * 24;
 
 impl RatioBudget {
-    /// A budget from already validated values: `retry_ratio` in 0..=1 (kept
-    /// to millionths), `ttl` at least [`BUCKETS`] nanoseconds.
+    /// A budget from already validated values: `retry_ratio` in
+    /// 0..=[`MAX_RETRY_RATIO`] (kept to millionths), `ttl` at least
+    /// [`BUCKETS`] nanoseconds.
     pub fn new(retry_ratio: f64, min_retries_per_second: u32, ttl: Duration) -> Self {
-        let ratio_micro = (retry_ratio.clamp(0.0, 1.0) * MICRO as f64).round() as u64;
+        let ratio_micro = (retry_ratio.clamp(0.0, MAX_RETRY_RATIO) * MICRO as f64).round() as u64;
         Self {
             ratio_micro,
             min_retries_per_second: u64::from(min_retries_per_second),
@@ -107,7 +118,7 @@ impl RatioBudget {
 
     /// Retries a request could be granted at `now_ns`, before depositing it.
     pub fn available(&self, state: &RatioState, now_ns: u64) -> u64 {
-        let current = state.epoch_of(now_ns);
+        let current = state.current_epoch(now_ns);
         let (requests, retries) = state.window(current);
         self.headroom(requests, retries)
     }
@@ -123,7 +134,7 @@ impl RatioBudget {
     /// reserves it. Returns the retries granted and the bucket they were
     /// charged to (for [`RatioBudget::settle`]).
     pub fn admit(&self, state: &mut RatioState, now_ns: u64, wanted: u32) -> (u32, u64) {
-        let current = state.epoch_of(now_ns);
+        let current = state.current_epoch(now_ns);
         state.rotate(current);
         let slot = state.slot_mut(current);
         slot.requests = slot.requests.saturating_add(1);
@@ -135,20 +146,15 @@ impl RatioBudget {
     }
 
     /// Settles a request admitted in bucket `epoch` with `granted` retries,
-    /// of which it `used` some: refunds the unused reservation, or charges
-    /// retries beyond it (never expected: Envoy obeys the header). Nothing
-    /// is refunded once the bucket has left the window.
-    pub fn settle(&self, state: &mut RatioState, now_ns: u64, epoch: u64, granted: u32, used: u32) {
+    /// of which it `used` some (never more than granted: Envoy obeys the
+    /// header, and a count claiming more is not believed): refunds the
+    /// unused reservation. Nothing is refunded once the bucket has left the
+    /// window.
+    pub fn settle(&self, state: &mut RatioState, epoch: u64, granted: u32, used: u32) {
         let refund = u64::from(granted.saturating_sub(used));
-        let extra = u64::from(used.saturating_sub(granted));
         let bucket = state.slot_mut(epoch);
         if bucket.epoch == epoch {
-            bucket.retries = bucket.retries.saturating_sub(refund).saturating_add(extra);
-        } else if extra > 0 {
-            let current = state.epoch_of(now_ns);
-            state.rotate(current);
-            let slot = state.slot_mut(current);
-            slot.retries = slot.retries.saturating_add(extra);
+            bucket.retries = bucket.retries.saturating_sub(refund);
         }
     }
 }
@@ -159,12 +165,28 @@ impl RatioState {
         now_ns / self.width_ns.max(1)
     }
 
+    /// The current bucket at `now_ns`: the host's, or the latest bucket
+    /// stamped when that is later (the clock went back).
+    pub fn current_epoch(&self, now_ns: u64) -> u64 {
+        self.buckets
+            .iter()
+            .map(|b| b.epoch)
+            .fold(self.epoch_of(now_ns), u64::max)
+    }
+
+    /// Whether nothing is counted in the window at `now_ns`: the state can
+    /// be dropped without losing anything.
+    pub fn is_idle(&self, now_ns: u64) -> bool {
+        self.window(self.current_epoch(now_ns)) == (0, 0)
+    }
+
     fn slot_mut(&mut self, epoch: u64) -> &mut Bucket {
         // Reduced modulo `BUCKETS`, so always in bounds.
         &mut self.buckets[(epoch % BUCKETS as u64) as usize]
     }
 
-    /// Makes the current bucket's slot hold `current` (emptying what it held).
+    /// Makes the current bucket's slot hold `current` (emptying what it
+    /// held, which is older: `current` comes from [`RatioState::current_epoch`]).
     fn rotate(&mut self, current: u64) {
         let slot = self.slot_mut(current);
         if slot.epoch != current {
@@ -175,9 +197,8 @@ impl RatioState {
         }
     }
 
-    /// Requests and retries in the window ending with bucket `current`.
-    /// Buckets stamped later than `current` (the host clock went back) are
-    /// counted too: forgetting them would let a clock step free retries.
+    /// Requests and retries in the window ending with bucket `current`
+    /// (a bucket stamped later than `current` counted too).
     pub fn window(&self, current: u64) -> (u64, u64) {
         self.buckets
             .iter()
@@ -268,7 +289,7 @@ mod tests {
         let (granted, epoch) = budget.admit(&mut state, T0, 3);
         assert_eq!(granted, 3);
         assert_eq!(budget.available(&state, T0), 7);
-        budget.settle(&mut state, T0, epoch, granted, 0);
+        budget.settle(&mut state, epoch, granted, 0);
         assert_eq!(budget.available(&state, T0), 10);
     }
 
@@ -289,7 +310,7 @@ mod tests {
         let later = T0 + 10 * SECOND;
         let (again, _) = budget.admit(&mut state, later, 3);
         assert_eq!((granted, again), (3, 3));
-        budget.settle(&mut state, later, epoch, granted, 0);
+        budget.settle(&mut state, epoch, granted, 0);
         assert_eq!(budget.available(&state, later), 7);
     }
 
@@ -299,6 +320,37 @@ mod tests {
         let mut state = budget.fresh();
         while budget.admit(&mut state, T0 + 5 * SECOND, 3).0 > 0 {}
         assert_eq!(budget.available(&state, T0), 0);
+    }
+
+    #[test]
+    fn a_clock_step_back_of_a_whole_window_keeps_what_was_charged() {
+        // Spent at T0 + ttl; the clock then steps back by ttl: "now" falls in
+        // the slot of the spent bucket, which must not be emptied.
+        let budget = RatioBudget::new(0.0, 1, Duration::from_secs(10));
+        let mut state = budget.fresh();
+        let later = T0 + 10 * SECOND;
+        let (granted, epoch) = budget.admit(&mut state, later, 10);
+        assert_eq!(granted, 10);
+        assert_eq!(budget.admit(&mut state, T0, 3).0, 0);
+        assert_eq!(budget.available(&state, T0 + 5 * SECOND), 0);
+        // The refund still finds its bucket.
+        budget.settle(&mut state, epoch, granted, 4);
+        assert_eq!(budget.available(&state, T0), 6);
+        // Once the host's clock passes the stamp, the window slides again.
+        assert_eq!(budget.available(&state, later + 10 * SECOND), 10);
+    }
+
+    #[test]
+    fn a_ratio_above_one_grants_several_retries_per_request() {
+        // Finagle's and tower's upper bound: 1000 retries per request.
+        let budget = RatioBudget::new(MAX_RETRY_RATIO, 0, Duration::from_secs(10));
+        let mut state = budget.fresh();
+        assert_eq!(budget.admit(&mut state, T0, 10).0, 10);
+        assert_eq!(budget.available(&state, T0), 1000 - 10);
+        assert_eq!(
+            RatioBudget::new(2.5, 0, Duration::from_secs(10)).retry_ratio(),
+            2.5
+        );
     }
 
     #[test]

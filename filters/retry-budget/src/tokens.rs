@@ -1,9 +1,16 @@
 //! gRPC's retry throttling (gRFC A6): a token bucket per target, starting
-//! full at `maxTokens`. Every failed attempt takes one token, every
-//! successful request gives back `tokenRatio`, the count stays within
-//! 0..=`maxTokens`, and no retry is made while the count is at or below
-//! `maxTokens / 2`. Tokens are kept in thousandths, as gRPC keeps
-//! `tokenRatio` to three decimals.
+//! full at `maxTokens`. Every attempt that fails with a retryable status
+//! takes one token, every successful request (gRPC `OK`) gives back
+//! `tokenRatio`, any other answer (a 404, `INVALID_ARGUMENT`) neither
+//! (grpc-core's `RetryState::ShouldRetry` records nothing for a status that
+//! is not retryable); the count stays within 0..=`maxTokens`, and no retry is
+//! made while the count is at or below `maxTokens / 2`. Tokens are kept in
+//! thousandths, as gRPC keeps `tokenRatio` to three decimals.
+//!
+//! A bucket written under another `maxTokens` is carried over at the same
+//! fill ratio (grpc-core's `RetryThrottler::Create` on a replacement: 3 of 4
+//! tokens become 7.5 of 10), so a configuration change neither refills a
+//! throttled bucket nor empties a full one.
 //!
 //! gRPC checks the bucket before each retry; Envoy decides retries itself, so
 //! the plugin grants a request at once the retries gRPC would allow it: retry
@@ -12,6 +19,11 @@
 //! [`LEASE`]) until the response settles them, so that requests in flight at
 //! the same time share the tokens above half instead of each seeing all of
 //! them; a reservation whose response never comes lapses within two leases.
+//!
+//! The bucket's clock never goes back: a lease stamped later than the host's
+//! time (its wall clock stepped back, or another worker's is ahead) is the
+//! current one until the host's time catches up, so its reservations are kept
+//! instead of being reset.
 
 use std::time::Duration;
 
@@ -46,12 +58,12 @@ pub struct TokenState {
 pub(crate) const TOKEN_STATE_LEN: usize = 16 + 2 * 16;
 
 impl TokenBucket {
-    /// A bucket from validated values: `max_tokens` in 1..=1000,
-    /// `token_ratio` positive (both kept to thousandths).
-    pub fn new(max_tokens: u32, token_ratio: f64) -> Self {
+    /// A bucket from validated values: `max_tokens` in 1..=1000 and
+    /// `tokenRatio` in thousandths (already truncated to three decimals).
+    pub fn new(max_tokens: u32, ratio_milli: u64) -> Self {
         Self {
             max_milli: u64::from(max_tokens) * MILLI,
-            ratio_milli: (token_ratio.max(0.0) * MILLI as f64).round() as u64,
+            ratio_milli,
         }
     }
 
@@ -78,13 +90,22 @@ impl TokenBucket {
         }
     }
 
-    pub fn fits(&self, state: &TokenState) -> bool {
-        state.max_milli == self.max_milli
+    /// Takes over a bucket written under another `maxTokens` at the same
+    /// fill ratio, rounded down as grpc-core does; reservations are kept.
+    pub fn adopt(&self, state: &mut TokenState) {
+        if state.max_milli != self.max_milli {
+            let scaled = u128::from(state.tokens_milli) * u128::from(self.max_milli)
+                / u128::from(state.max_milli.max(1));
+            state.tokens_milli = u64::try_from(scaled)
+                .unwrap_or(self.max_milli)
+                .min(self.max_milli);
+            state.max_milli = self.max_milli;
+        }
     }
 
     /// Retries gRPC would allow a request now, reservations deducted.
     pub fn available(&self, state: &TokenState, now_ns: u64) -> u64 {
-        let current = lease_of(now_ns);
+        let current = state.current_lease(now_ns);
         let reserved = state.reserved(current).saturating_mul(MILLI);
         let tokens = state.tokens_milli.saturating_sub(reserved);
         if tokens <= self.half_milli() {
@@ -97,9 +118,11 @@ impl TokenBucket {
     /// Grants up to `wanted` retries and reserves them. Returns the grant
     /// and the lease it was reserved in.
     pub fn admit(&self, state: &mut TokenState, now_ns: u64, wanted: u32) -> (u32, u64) {
-        let current = lease_of(now_ns);
+        let current = state.current_lease(now_ns);
         let granted = self.available(state, now_ns).min(u64::from(wanted));
         let lease = state.lease_mut(current);
+        // Never later than `current` (see `current_lease`): an older lease
+        // in this slot has lapsed.
         if lease.epoch != current {
             *lease = Lease {
                 epoch: current,
@@ -112,7 +135,7 @@ impl TokenBucket {
 
     /// Gives back a reservation of `granted` made in lease `epoch`, then
     /// charges `failures` failed attempts and, if the request finally
-    /// succeeded, credits `tokenRatio`.
+    /// succeeded (gRPC `OK`, HTTP 2xx), credits `tokenRatio`.
     pub fn settle(
         &self,
         state: &mut TokenState,
@@ -142,12 +165,27 @@ fn lease_of(now_ns: u64) -> u64 {
 }
 
 impl TokenState {
+    /// The lease reservations are made in at `now_ns`: the host's, or the
+    /// latest lease stamped when that is later (the clock went back).
+    fn current_lease(&self, now_ns: u64) -> u64 {
+        self.leases
+            .iter()
+            .map(|l| l.epoch)
+            .fold(lease_of(now_ns), u64::max)
+    }
+
+    /// `maxTokens` this state was written under, in thousandths.
+    pub fn max_milli(&self) -> u64 {
+        self.max_milli
+    }
+
     /// Tokens, in thousandths.
     pub fn tokens_milli(&self) -> u64 {
         self.tokens_milli
     }
 
-    /// Retries reserved in leases still current at lease `current`.
+    /// Retries reserved in leases still current at lease `current`
+    /// (a lease stamped later than `current` included).
     pub fn reserved(&self, current: u64) -> u64 {
         self.leases
             .iter()
@@ -178,6 +216,9 @@ impl TokenState {
             .map(|chunk| chunk.try_into().map(u64::from_le_bytes));
         let mut next = || words.next()?.ok();
         let max_milli = next()?;
+        if max_milli == 0 {
+            return None;
+        }
         let tokens_milli = next()?.min(max_milli);
         let mut leases = [Lease::default(); 2];
         for lease in &mut leases {
@@ -204,14 +245,14 @@ mod tests {
     fn a_full_bucket_allows_retries_down_to_half() {
         // 10 tokens, half is 5: failures 1..=4 leave 9..=6 tokens, each
         // still above half, so four retries; the fifth failure leaves 5.
-        let bucket = TokenBucket::new(10, 0.1);
+        let bucket = TokenBucket::new(10, 100);
         let state = bucket.fresh();
         assert_eq!(bucket.available(&state, T0), 4);
     }
 
     #[test]
     fn a_failure_costs_one_token_and_a_success_adds_the_ratio() {
-        let bucket = TokenBucket::new(10, 0.5);
+        let bucket = TokenBucket::new(10, 500);
         let mut state = bucket.fresh();
         let (granted, lease) = bucket.admit(&mut state, T0, 2);
         assert_eq!(granted, 2);
@@ -223,7 +264,7 @@ mod tests {
 
     #[test]
     fn no_retries_at_or_below_half() {
-        let bucket = TokenBucket::new(10, 0.1);
+        let bucket = TokenBucket::new(10, 100);
         let mut state = bucket.fresh();
         bucket.settle(&mut state, 0, 0, 5, false);
         assert_eq!(state.tokens_milli(), 5_000);
@@ -240,7 +281,7 @@ mod tests {
 
     #[test]
     fn tokens_stay_within_zero_and_max() {
-        let bucket = TokenBucket::new(3, 1.0);
+        let bucket = TokenBucket::new(3, 1000);
         let mut state = bucket.fresh();
         bucket.settle(&mut state, 0, 0, 0, true);
         assert_eq!(state.tokens_milli(), 3_000);
@@ -250,7 +291,7 @@ mod tests {
 
     #[test]
     fn reservations_share_the_tokens_above_half() {
-        let bucket = TokenBucket::new(10, 0.1);
+        let bucket = TokenBucket::new(10, 100);
         let mut state = bucket.fresh();
         // Four retries are above half; the first request reserves three.
         assert_eq!(bucket.admit(&mut state, T0, 3).0, 3);
@@ -263,7 +304,7 @@ mod tests {
 
     #[test]
     fn a_lost_reservation_lapses() {
-        let bucket = TokenBucket::new(10, 0.1);
+        let bucket = TokenBucket::new(10, 100);
         let mut state = bucket.fresh();
         bucket.admit(&mut state, T0, 4);
         assert_eq!(bucket.available(&state, T0), 0);
@@ -273,12 +314,44 @@ mod tests {
 
     #[test]
     fn encoding_round_trips() {
-        let bucket = TokenBucket::new(10, 0.1);
+        let bucket = TokenBucket::new(10, 100);
         let mut state = bucket.fresh();
         bucket.admit(&mut state, T0, 2);
         let mut bytes = Vec::new();
         state.encode(&mut bytes);
         assert_eq!(TokenState::decode(&bytes), Some(state));
         assert_eq!(TokenState::decode(&[0; 3]), None);
+    }
+
+    #[test]
+    fn a_new_max_carries_the_fill_ratio_over() {
+        // grpc-core's replacement: 3 of 4 tokens become 7.5 of 10.
+        let old = TokenBucket::new(4, 100);
+        let mut state = old.fresh();
+        old.settle(&mut state, 0, 0, 1, false);
+        assert_eq!(state.tokens_milli(), 3_000);
+        let new = TokenBucket::new(10, 100);
+        new.adopt(&mut state);
+        assert_eq!((state.tokens_milli(), state.max_milli()), (7_500, 10_000));
+        // And back: the ratio again, rounded down.
+        let mut back = state.clone();
+        TokenBucket::new(3, 100).adopt(&mut back);
+        assert_eq!(back.tokens_milli(), 2_250);
+    }
+
+    #[test]
+    fn a_lease_stamped_later_than_now_is_kept() {
+        // Every retry above half reserved, then the host's clock steps back
+        // two leases: the slot of "now" holds the later lease.
+        let bucket = TokenBucket::new(10, 100);
+        let mut state = bucket.fresh();
+        let later = T0 + 2 * u64::try_from(LEASE.as_nanos()).unwrap();
+        assert_eq!(bucket.admit(&mut state, later, 4).0, 4);
+        assert_eq!(bucket.available(&state, T0), 0);
+        assert_eq!(bucket.admit(&mut state, T0, 4).0, 0);
+        // The reservation is released where it was made.
+        let lease = lease_of(later);
+        bucket.settle(&mut state, lease, 4, 0, true);
+        assert_eq!(bucket.admit(&mut state, T0, 4).0, 4);
     }
 }

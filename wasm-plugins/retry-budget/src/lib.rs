@@ -25,7 +25,7 @@ use proxy_wasm::traits::{Context, HttpContext, RootContext};
 use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
 use retry_budget_filter::{
     Budget, Config, OVERFLOW_SCOPE, Outcome, Registry, Scope, SharedStore, StoreError, Ticket,
-    cas_update, sanitize_scope,
+    Verdict, cas_update, sanitize_scope,
 };
 
 proxy_wasm::main! {{
@@ -157,8 +157,11 @@ impl Shared {
         format!("{}scopes", self.prefix.borrow())
     }
 
+    /// A slot's budgets. `state.` and not the `slot.` of the earlier,
+    /// one-state encoding: during an upgrade the two builds keep their
+    /// budgets apart instead of resetting each other's.
     fn slot_key(&self, slot: usize) -> String {
-        format!("{}slot.{slot}", self.prefix.borrow())
+        format!("{}state.{slot}", self.prefix.borrow())
     }
 
     /// Counts a shared-data failure and logs it; the request goes on
@@ -298,6 +301,9 @@ impl RootContext for RetryBudgetRoot {
 struct Pending {
     slot: usize,
     ticket: Ticket,
+    /// A gRPC response whose status comes in the trailers: the attempt
+    /// count and status of its headers, until then.
+    awaiting_trailers: Option<(Option<u32>, u16)>,
 }
 
 struct RetryBudgetStream {
@@ -334,6 +340,37 @@ impl RetryBudgetStream {
             self.set_http_request_header(PER_TRY_TIMEOUT, Some(&ms.to_string()));
         }
         self.set_http_request_header(HEDGE_ON_PER_TRY_TIMEOUT, None);
+    }
+
+    /// Settles the pending request on its final response: counts the
+    /// retries Envoy made and, with `suppressCallerRetries`, marks a failure
+    /// so the calling Envoy does not retry it (only while the response
+    /// headers can still change: `in_headers`).
+    fn answered(
+        &mut self,
+        attempts: Option<u32>,
+        status: u16,
+        grpc_status: Option<u32>,
+        in_headers: bool,
+    ) {
+        let config = self.shared.config();
+        let verdict = Verdict::of(&config.retry_on, status, grpc_status);
+        let failed = verdict == Verdict::Failure;
+        if let Some((pending, used)) = self.settle(Outcome::Answered { attempts, verdict }) {
+            let metrics = self.shared.metrics(pending.slot, &config);
+            add(metrics.retries_allowed, u64::from(used));
+            // Envoy stopped because the budget ran out, not the route's limit.
+            if failed && used >= pending.ticket.granted && pending.ticket.granted < config.attempts
+            {
+                add(
+                    metrics.retries_denied,
+                    u64::from(config.attempts - pending.ticket.granted),
+                );
+            }
+        }
+        if failed && in_headers && config.suppress_caller_retries {
+            self.set_http_response_header(RATELIMITED, Some("true"));
+        }
     }
 
     /// Settles the pending request, if any, with `outcome`. Returns the
@@ -391,7 +428,11 @@ impl HttpContext for RetryBudgetStream {
         let granted = match admitted {
             Ok((ticket, remaining, state)) => {
                 metrics.remaining(&config.budget, &state, remaining);
-                self.pending = Some(Pending { slot, ticket });
+                self.pending = Some(Pending {
+                    slot,
+                    ticket,
+                    awaiting_trailers: None,
+                });
                 ticket.granted
             }
             Err(e) => {
@@ -408,41 +449,57 @@ impl HttpContext for RetryBudgetStream {
         if self.pending.is_none() {
             return Action::Continue;
         }
-        let config = self.shared.config();
         let header = |name: &str| self.get_http_response_header(name);
         let status = header(":status")
             .and_then(|s| s.trim().parse::<u16>().ok())
             .unwrap_or(0);
         let grpc_status = header("grpc-status").and_then(|s| s.trim().parse::<u32>().ok());
         let attempts = header(ATTEMPT_COUNT).and_then(|s| s.trim().parse::<u32>().ok());
+        let grpc = header("content-type").is_some_and(|t| t.starts_with("application/grpc"));
         if attempts.is_none() && !self.shared.warned_no_attempt_count.replace(true) {
             log(
                 LogLevel::Warn,
                 "retry-budget: responses carry no x-envoy-attempt-count: set include_attempt_count_in_response on the route's virtual host; until then a failed request counts as having used every retry granted",
             );
         }
-        let failed = config.retry_on.is_failure(status, grpc_status);
-        if let Some((pending, used)) = self.settle(Outcome::Answered { attempts, failed }) {
-            let metrics = self.shared.metrics(pending.slot, &config);
-            add(metrics.retries_allowed, u64::from(used));
-            // Envoy stopped because the budget ran out, not the route's limit.
-            if failed && used >= pending.ticket.granted && pending.ticket.granted < config.attempts
-            {
-                add(
-                    metrics.retries_denied,
-                    u64::from(config.attempts - pending.ticket.granted),
-                );
+        if grpc && grpc_status.is_none() {
+            // Envoy retried on these headers alone (a gRPC status it would
+            // retry comes in a trailers-only response), but whether the call
+            // succeeded is in the trailers: settle there.
+            if let Some(pending) = &mut self.pending {
+                pending.awaiting_trailers = Some((attempts, status));
             }
+            return Action::Continue;
         }
-        if failed && config.suppress_caller_retries {
-            self.set_http_response_header(RATELIMITED, Some("true"));
+        self.answered(attempts, status, grpc_status, true);
+        Action::Continue
+    }
+
+    fn on_http_response_trailers(&mut self, _num_trailers: usize) -> Action {
+        if let Some((attempts, status)) = self.pending.and_then(|p| p.awaiting_trailers) {
+            let grpc_status = self
+                .get_http_response_trailer("grpc-status")
+                .and_then(|s| s.trim().parse::<u32>().ok());
+            self.answered(attempts, status, grpc_status, false);
         }
         Action::Continue
     }
 
     fn on_log(&mut self) {
-        // The stream ended without response headers: keep what was charged
-        // (ratio mode) or release the reservation (token mode).
-        self.settle(Outcome::Unknown);
+        match self.pending.and_then(|p| p.awaiting_trailers) {
+            // A gRPC response that ended without trailers: its status is
+            // unknown, neither a success nor a counted failure.
+            Some((attempts, _)) => {
+                self.settle(Outcome::Answered {
+                    attempts,
+                    verdict: Verdict::Other,
+                });
+            }
+            // The stream ended without response headers: keep what was
+            // charged (ratio mode) or release the reservation (token mode).
+            None => {
+                self.settle(Outcome::Unknown);
+            }
+        }
     }
 }

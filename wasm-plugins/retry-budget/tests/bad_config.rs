@@ -11,8 +11,17 @@ use proxy_wasm_harness::{Request, Response};
 fn each_refusal_is_one_line_naming_the_field() {
     let cases = [
         (
-            r#"{"budget": {"retryRatio": 1.5}}"#,
-            "budget.retryRatio: 1.5 is not between 0 and 1",
+            r#"{"budget": {"retryRatio": 1000.5}}"#,
+            "budget.retryRatio: 1000.5 is not between 0 and 1000",
+        ),
+        ("[]", "config: a JSON array is not a configuration"),
+        (
+            r#"{"budget": [0.2, 10, "10s"]}"#,
+            "budget: a JSON array is not accepted here",
+        ),
+        (
+            r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.0005}}"#,
+            "tokenBucket.tokenRatio: 0.0005 is 0 to three decimals",
         ),
         (r#"{"budget": {"ttl": "forever"}}"#, "budget.ttl: "),
         (

@@ -124,12 +124,12 @@ fn a_bad_configuration_stops_envoy_with_a_line_naming_the_field() {
     let bootstrap: Bootstrap = hop(
         upstream.port(),
         3,
-        &Guard::Plugin(r#"{"budget": {"retryRatio": 1.5}}"#.into()),
+        &Guard::Plugin(r#"{"budget": {"retryRatio": 1000.5}}"#.into()),
     );
     let error = Envoy::start(&bootstrap).unwrap_err().to_string();
     assert!(
         error.contains(
-            "retry-budget: invalid configuration: budget.retryRatio: 1.5 is not between 0 and 1"
+            "retry-budget: invalid configuration: budget.retryRatio: 1000.5 is not between 0 and 1000"
         ),
         "{error}"
     );

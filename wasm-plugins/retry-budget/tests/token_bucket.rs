@@ -95,3 +95,90 @@ fn requests_in_flight_share_the_tokens_above_half() {
     let (_, g) = open(&mut harness, workers[0], &[]);
     assert_eq!(g, 4, "the reservations were released");
 }
+
+/// Spends two tokens (two failed requests), leaving 8.
+fn two_failures(harness: &mut Harness, worker: proxy_wasm_harness::WorkerId) {
+    for _ in 0..2 {
+        let (id, _) = open(harness, worker, &[]);
+        // Failed at the first attempt: one token.
+        answer(harness, id, 503, Some(1));
+    }
+}
+
+#[test]
+fn only_successes_credit_the_ratio_not_a_404() {
+    let (mut harness, workers) = start(BUCKET, 1);
+    two_failures(&mut harness, workers[0]);
+    assert_eq!(tokens(&harness), 8_000);
+    // A 404 is not retried by 5xx, and is no success either (gRPC records
+    // nothing for a status it does not retry).
+    for _ in 0..4 {
+        let (id, _) = open(&mut harness, workers[0], &[]);
+        answer(&mut harness, id, 404, Some(1));
+    }
+    assert_eq!(tokens(&harness), 8_000);
+    let (id, _) = open(&mut harness, workers[0], &[]);
+    answer(&mut harness, id, 200, Some(1));
+    assert_eq!(tokens(&harness), 8_500);
+}
+
+/// A gRPC response: headers `200` (and `grpc-status` in them when
+/// `trailers_only`), then trailers with `grpc-status: code`.
+fn grpc_response(
+    harness: &mut Harness,
+    worker: proxy_wasm_harness::WorkerId,
+    code: &str,
+    trailers_only: bool,
+) {
+    let (id, _) = open(harness, worker, &[("content-type", "application/grpc")]);
+    let mut headers = vec![
+        (":status", "200"),
+        ("content-type", "application/grpc"),
+        ("x-envoy-attempt-count", "1"),
+    ];
+    if trailers_only {
+        headers.push(("grpc-status", code));
+        harness.response_headers(id, headers, true).unwrap();
+    } else {
+        harness.response_headers(id, headers, false).unwrap();
+        harness.response_body(id, b"\0\0\0\0\0", false).unwrap();
+        harness
+            .response_trailers(id, [("grpc-status", code)])
+            .unwrap();
+    }
+    harness.finish_stream(id).unwrap();
+}
+
+#[test]
+fn grpc_credits_only_ok_whether_in_headers_or_trailers() {
+    let config = r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.5},
+        "attempts": 4, "retryOn": "unavailable"}"#;
+    let (mut harness, workers) = start(config, 1);
+    let worker = workers[0];
+    // UNAVAILABLE, trailers-only: a failure; then in the trailers of a full
+    // response (Envoy could not retry it, but the call failed).
+    grpc_response(&mut harness, worker, "14", true);
+    grpc_response(&mut harness, worker, "14", false);
+    assert_eq!(tokens(&harness), 8_000);
+    // INVALID_ARGUMENT, either way: neither credit nor charge.
+    grpc_response(&mut harness, worker, "3", true);
+    grpc_response(&mut harness, worker, "3", false);
+    assert_eq!(tokens(&harness), 8_000);
+    // OK comes in the trailers: only then is it a success.
+    grpc_response(&mut harness, worker, "0", false);
+    assert_eq!(tokens(&harness), 8_500);
+    grpc_response(&mut harness, worker, "0", true);
+    assert_eq!(tokens(&harness), 9_000);
+}
+
+#[test]
+fn token_ratio_decimals_beyond_three_are_dropped() {
+    // 0.5009 is 0.500 to gRPC (rounding would give 0.501).
+    let config = r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.5009},
+        "attempts": 4, "retryOn": "5xx"}"#;
+    let (mut harness, workers) = start(config, 1);
+    two_failures(&mut harness, workers[0]);
+    let (id, _) = open(&mut harness, workers[0], &[]);
+    answer(&mut harness, id, 200, Some(1));
+    assert_eq!(tokens(&harness), 8_500);
+}
