@@ -53,7 +53,7 @@ crds:
 istioctl:
 	@scripts/install-istioctl.sh
 
-# Istio's own translation of istio/workloads + istio/app (its config generator,
+# Istio's own translation of istio/workloads + istio/app and of each scenario (its config generator,
 # pinned by istio/oracle/go.mod) as goldens in istio/oracle/testdata: `oracle`
 # rewrites them, `oracle-check` (run by `make test`) fails when they differ.
 oracle:

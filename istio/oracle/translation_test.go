@@ -13,8 +13,10 @@ import (
 	"strings"
 	"testing"
 
+	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
 	"google.golang.org/protobuf/encoding/protojson"
+	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
@@ -23,96 +25,183 @@ import (
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/core"
 	kubeconvert "istio.io/istio/pilot/pkg/serviceregistry/kube"
+	"istio.io/istio/pkg/config"
 )
 
 // The manifests a cluster holds for the default app (make deploy-app-default
-// and deploy-istio-default), relative to istio/.
+// and deploy-istio-default), relative to istio/; each scenario of
+// istio/scenarios is applied on top of them, as `make <scenario>` does.
 var appFolders = []string{"workloads", "app"}
 
-// Where the golden file lives, and the environment variable that rewrites
-// it (make oracle) instead of comparing.
-const (
-	// The cluster's DNS domain (Istio's default, and a default cluster's).
-	domainSuffix = "cluster.local"
-	goldenFile   = "testdata/ingress-gateway-routes.json"
-	updateGolden = "ORACLE_UPDATE"
-)
+// The environment variable that rewrites the goldens (make oracle) instead
+// of comparing.
+const updateGolden = "ORACLE_UPDATE"
 
-// golden is what the golden file holds: the sha256 of every input manifest
-// (so istio/check's oracle_goldens test sees a stale golden without Go), and
-// the route configurations istiod would push to the ingress gateway.
+// The cluster's DNS domain (Istio's default, and a default cluster's).
+const domainSuffix = "cluster.local"
+
+// golden is what a golden file (testdata/<set>.json) holds: the sha256 of
+// every input manifest, so a changed manifest makes it stale even when
+// Istio's output stays the same; what istiod would push to the ingress
+// gateway (route configurations, and the clusters of the app's services);
+// and the routes of the control panel's sidecar (a client of the cameras,
+// the services and the vision services).
 type golden struct {
-	Inputs map[string]string `json:"inputs"`
-	Routes []json.RawMessage `json:"routes"`
+	Inputs          map[string]string `json:"inputs"`
+	GatewayRoutes   []json.RawMessage `json:"gatewayRoutes"`
+	GatewayClusters []json.RawMessage `json:"gatewayClusters"`
+	SidecarRoutes   []json.RawMessage `json:"sidecarRoutes"`
 }
 
-func TestIngressGatewayRoutes(t *testing.T) {
-	inputs := map[string]string{}
-	var istioDocs []string
-	var services []*model.Service
+// TestIstioTranslation writes or compares testdata/app.json (the default
+// app) and testdata/scenarios/<scenario>.json (the app with that scenario
+// applied on top).
+func TestIstioTranslation(t *testing.T) {
+	var base []string
 	for _, folder := range appFolders {
 		files, err := filepath.Glob(filepath.Join("..", folder, "*.yaml"))
 		if err != nil {
 			t.Fatal(err)
 		}
 		sort.Strings(files)
-		for _, file := range files {
-			text, err := os.ReadFile(file)
-			if err != nil {
-				t.Fatal(err)
+		base = append(base, files...)
+	}
+	scenarios, err := filepath.Glob(filepath.Join("..", "scenarios", "*.yaml"))
+	if err != nil || len(scenarios) == 0 {
+		t.Fatalf("no scenarios under istio/scenarios: %v", err)
+	}
+	sort.Strings(scenarios)
+
+	sets := map[string][]string{"app": base}
+	for _, scenario := range scenarios {
+		name := "scenarios/" + strings.TrimSuffix(filepath.Base(scenario), ".yaml")
+		sets[name] = append(append([]string{}, base...), scenario)
+	}
+	wanted := map[string]bool{}
+	for name, files := range sets {
+		golden := filepath.Join("testdata", name+".json")
+		wanted[filepath.ToSlash(golden)] = true
+		t.Run(name, func(t *testing.T) { checkGolden(t, golden, translate(t, files)) })
+	}
+	// A golden whose scenario is gone is stale too.
+	existing, _ := filepath.Glob(filepath.Join("testdata", "scenarios", "*.json"))
+	for _, file := range existing {
+		if !wanted[filepath.ToSlash(file)] {
+			t.Errorf("%s has no scenario any more: run `make oracle` (it removes it)", file)
+			if os.Getenv(updateGolden) != "" {
+				_ = os.Remove(file)
 			}
-			sum := sha256.Sum256(text)
-			inputs[filepath.ToSlash(strings.TrimPrefix(file, "../"))] = hex.EncodeToString(sum[:])
-			docs, svcs := splitManifests(t, file, text)
-			istioDocs = append(istioDocs, docs...)
-			services = append(services, svcs...)
 		}
 	}
+}
 
-	configs, _, err := crd.ParseInputs(strings.Join(istioDocs, "\n---\n"))
+// translate runs Istio's config generator over the manifests, later files
+// replacing earlier objects of the same kind, namespace and name, as
+// `kubectl apply` leaves them, and returns the golden's JSON.
+func translate(t *testing.T, files []string) []byte {
+	inputs := map[string]string{}
+	var istioDocs []string
+	services := map[string]*model.Service{}
+	for _, file := range files {
+		text, err := os.ReadFile(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sum := sha256.Sum256(text)
+		inputs[filepath.ToSlash(strings.TrimPrefix(file, "../"))] = hex.EncodeToString(sum[:])
+		docs, svcs := splitManifests(t, file, text)
+		istioDocs = append(istioDocs, docs...)
+		for _, svc := range svcs {
+			services[string(svc.Hostname)] = svc
+		}
+	}
+	parsed, _, err := crd.ParseInputs(strings.Join(istioDocs, "\n---\n"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	for i := range configs {
+	latest := map[string]int{}
+	var configs []config.Config
+	for _, c := range parsed {
 		// What istiod's Kubernetes config client sets on every object
 		// (pilot/pkg/config/kube/crdclient/client.go): short host names in
 		// routes then resolve to <name>.<namespace>.svc.cluster.local.
-		configs[i].Domain = domainSuffix
+		c.Domain = domainSuffix
+		key := c.GroupVersionKind.Kind + "/" + c.Namespace + "/" + c.Name
+		if i, ok := latest[key]; ok {
+			configs[i] = c
+			continue
+		}
+		latest[key] = len(configs)
+		configs = append(configs, c)
 	}
-	cg := core.NewConfigGenTest(t, core.TestOptions{
-		Configs:  configs,
-		Services: services,
-	})
+	var serviceList []*model.Service
+	for _, svc := range services {
+		serviceList = append(serviceList, svc)
+	}
+	sort.Slice(serviceList, func(i, j int) bool { return serviceList[i].Hostname < serviceList[j].Hostname })
+
+	cg := core.NewConfigGenTest(t, core.TestOptions{Configs: configs, Services: serviceList})
 	// The ingress gateway of Istio's default install: pods labelled
 	// istio=ingressgateway in istio-system, which airport-gateway selects.
-	labels := map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}
-	proxy := cg.SetupProxy(&model.Proxy{
+	gatewayLabels := map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}
+	gateway := cg.SetupProxy(&model.Proxy{
 		Type:            model.Router,
 		ConfigNamespace: "istio-system",
-		Labels:          labels,
+		Labels:          gatewayLabels,
 		Metadata: &model.NodeMetadata{
 			Namespace:    "istio-system",
-			Labels:       labels,
+			Labels:       gatewayLabels,
 			IstioVersion: "1.30.0",
 		},
 	})
-	routes := cg.Routes(proxy)
-	if len(routes) == 0 {
-		t.Fatal("Istio generated no route configuration for the ingress gateway")
-	}
-	sort.Slice(routes, func(i, j int) bool { return routes[i].GetName() < routes[j].GetName() })
+	// The control panel's v1 pod (istio/workloads/cpanel.yaml's labels).
+	sidecarLabels := map[string]string{"app": "cpanel", "version": "v1"}
+	sidecar := cg.SetupProxy(&model.Proxy{
+		Type:            model.SidecarProxy,
+		ConfigNamespace: "airport",
+		Labels:          sidecarLabels,
+		Metadata: &model.NodeMetadata{
+			Namespace:    "airport",
+			Labels:       sidecarLabels,
+			IstioVersion: "1.30.0",
+		},
+	})
 
 	out := golden{Inputs: inputs}
-	for _, rc := range routes {
-		out.Routes = append(out.Routes, stableJSON(t, rc))
+	gatewayRoutes := cg.Routes(gateway)
+	if len(gatewayRoutes) == 0 {
+		t.Fatal("Istio generated no route configuration for the ingress gateway")
 	}
+	out.GatewayRoutes = sortedJSON(t, gatewayRoutes, (*route.RouteConfiguration).GetName)
+	var appClusters []*cluster.Cluster
+	for _, c := range cg.Clusters(gateway) {
+		// The app's services; Istio's own (BlackHole, prometheus, xds...) left out.
+		if strings.HasSuffix(c.GetName(), ".airport.svc."+domainSuffix) {
+			// Left out, being the same on every cluster and none of the
+			// local mesh's business: Istio's mTLS (transport socket matches:
+			// istio-peer-exchange ALPN, SDS certificates) and its own
+			// metadata (config provenance for telemetry).
+			c.TransportSocketMatches = nil
+			c.Metadata = nil
+			appClusters = append(appClusters, c)
+		}
+	}
+	out.GatewayClusters = sortedJSON(t, appClusters, (*cluster.Cluster).GetName)
+	out.SidecarRoutes = sortedJSON(t, cg.Routes(sidecar), (*route.RouteConfiguration).GetName)
+
 	got, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
 		t.Fatal(err)
 	}
-	got = append(got, '\n')
+	return append(got, '\n')
+}
 
+// checkGolden compares with the golden file, or rewrites it under make oracle.
+func checkGolden(t *testing.T, goldenFile string, got []byte) {
 	if os.Getenv(updateGolden) != "" {
+		if err := os.MkdirAll(filepath.Dir(goldenFile), 0o755); err != nil {
+			t.Fatal(err)
+		}
 		if err := os.WriteFile(goldenFile, got, 0o644); err != nil {
 			t.Fatal(err)
 		}
@@ -123,7 +212,7 @@ func TestIngressGatewayRoutes(t *testing.T) {
 		t.Fatalf("%v: run `make oracle`", err)
 	}
 	if !bytes.Equal(got, want) {
-		t.Fatalf("%s is stale (the manifests, or Istio's routes for them, changed): run `make oracle` and review the diff", goldenFile)
+		t.Fatalf("%s is stale (the manifests, or Istio's translation of them, changed): run `make oracle` and review the diff", goldenFile)
 	}
 }
 
@@ -164,16 +253,22 @@ func splitManifests(t *testing.T, file string, text []byte) ([]string, []*model.
 	return docs, services
 }
 
-// stableJSON is protojson's output with fixed formatting (protojson varies
-// its whitespace on purpose), so the golden file diffs cleanly.
-func stableJSON(t *testing.T, rc *route.RouteConfiguration) json.RawMessage {
-	raw, err := protojson.Marshal(rc)
-	if err != nil {
-		t.Fatal(err)
+// sortedJSON is every message in protojson form, sorted by name, with fixed
+// formatting (protojson varies its whitespace on purpose), so the golden
+// files diff cleanly.
+func sortedJSON[M proto.Message](t *testing.T, messages []M, name func(M) string) []json.RawMessage {
+	sort.Slice(messages, func(i, j int) bool { return name(messages[i]) < name(messages[j]) })
+	out := make([]json.RawMessage, 0, len(messages))
+	for _, message := range messages {
+		raw, err := protojson.Marshal(message)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var compact bytes.Buffer
+		if err := json.Compact(&compact, raw); err != nil {
+			t.Fatal(err)
+		}
+		out = append(out, compact.Bytes())
 	}
-	var compact bytes.Buffer
-	if err := json.Compact(&compact, raw); err != nil {
-		t.Fatal(err)
-	}
-	return compact.Bytes()
+	return out
 }
