@@ -82,7 +82,11 @@ lint: wasm-target
 	$(CARGO) clippy --workspace --all-targets -- -D warnings
 	$(CARGO) clippy --target $(WASM_TARGET) $(addprefix -p ,$(WASM_PACKAGES)) -- -D warnings
 
-test: wasm-target envoy wasm lint models crds istioctl oracle-check
+# `mesh` builds the demo's binaries as `make demo` builds them: cargo unifies
+# features per command, so the test build alone (dev-dependencies included)
+# leaves tokio, serde, tract, ... compiled with other features, and `make demo`
+# after `make test` would recompile about 50 crates.
+test: wasm-target envoy wasm lint models crds istioctl oracle-check mesh
 	@scripts/install-chromium.sh
 	@scripts/install-musl.sh
 	$(CARGO) test --workspace
