@@ -15,6 +15,7 @@ import (
 
 	cluster "github.com/envoyproxy/go-control-plane/envoy/config/cluster/v3"
 	route "github.com/envoyproxy/go-control-plane/envoy/config/route/v3"
+	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
 	corev1 "k8s.io/api/core/v1"
@@ -25,6 +26,7 @@ import (
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/core"
 	kubeconvert "istio.io/istio/pilot/pkg/serviceregistry/kube"
+	"istio.io/istio/pilot/test/xdstest"
 	"istio.io/istio/pkg/config"
 )
 
@@ -49,8 +51,20 @@ const domainSuffix = "cluster.local"
 type golden struct {
 	Inputs          map[string]string `json:"inputs"`
 	GatewayRoutes   []json.RawMessage `json:"gatewayRoutes"`
+	GatewayHTTP     []gatewayHTTP     `json:"gatewayHTTP"`
 	GatewayClusters []json.RawMessage `json:"gatewayClusters"`
 	SidecarRoutes   []json.RawMessage `json:"sidecarRoutes"`
+}
+
+// gatewayHTTP is one HTTP filter chain of the ingress gateway's listeners:
+// its HTTP connection manager's options (path normalization, upgrades,
+// timeouts, forwarded headers...) and the names of its HTTP filters in
+// order (their configs are Istio's telemetry and metadata exchange).
+type gatewayHTTP struct {
+	Listener    string          `json:"listener"`
+	FilterChain string          `json:"filterChain"`
+	HTTPFilters []string        `json:"httpFilters"`
+	Options     json.RawMessage `json:"options"`
 }
 
 // TestIstioTranslation writes or compares testdata/app.json (the default
@@ -173,6 +187,26 @@ func translate(t *testing.T, files []string) []byte {
 		t.Fatal("Istio generated no route configuration for the ingress gateway")
 	}
 	out.GatewayRoutes = sortedJSON(t, gatewayRoutes, (*route.RouteConfiguration).GetName)
+	listeners := cg.Listeners(gateway)
+	sort.Slice(listeners, func(i, j int) bool { return listeners[i].GetName() < listeners[j].GetName() })
+	for _, l := range listeners {
+		for _, chain := range l.GetFilterChains() {
+			manager := xdstest.ExtractHTTPConnectionManager(t, chain)
+			if manager == nil {
+				continue
+			}
+			entry := gatewayHTTP{Listener: l.GetName(), FilterChain: chain.GetName()}
+			for _, filter := range manager.GetHttpFilters() {
+				entry.HTTPFilters = append(entry.HTTPFilters, filter.GetName())
+			}
+			manager.HttpFilters = nil
+			entry.Options = sortedJSON(t, []*hcm.HttpConnectionManager{manager}, (*hcm.HttpConnectionManager).GetStatPrefix)[0]
+			out.GatewayHTTP = append(out.GatewayHTTP, entry)
+		}
+	}
+	if len(out.GatewayHTTP) == 0 {
+		t.Fatal("the ingress gateway has no HTTP listener")
+	}
 	var appClusters []*cluster.Cluster
 	for _, c := range cg.Clusters(gateway) {
 		// The app's services; Istio's own (BlackHole, prometheus, xds...) left out.
