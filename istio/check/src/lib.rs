@@ -12,7 +12,9 @@
 //! packages and their sha256) installs them into [`schemas_dir`], and
 //! [`Schemas::load_installed`] refuses to run without them, saying so.
 //! Each is found by `apiVersion` (group and version, served versions only)
-//! and `kind`; a kind none knows is refused. [`Schemas::validate`] is a
+//! and `kind`; a kind none knows is refused. Beside this schema check, the
+//! test `tests/istioctl_analyze.rs` runs Istio's own `istioctl analyze`
+//! (built by `make istioctl`) over the same manifests. [`Schemas::validate`] is a
 //! plain recursive walker over [`serde_json::Value`]s; a generic JSON-Schema
 //! crate would not do, since none implements Kubernetes' unknown-field
 //! rejection or int-or-string.
