@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Istio's own translation of the manifests, as goldens: runs the Go test of
 # istio/oracle (Istio 1.30's config generator, pinned by istio/oracle/go.mod)
-# over istio/workloads + istio/app and each scenario of istio/scenarios.
+# over istio/workloads + istio/app, each scenario and each plugin.
 #
 #   scripts/oracle.sh           checks the goldens in istio/oracle/testdata
 #                               are what Istio generates today (make oracle-check)

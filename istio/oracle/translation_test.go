@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -18,16 +19,21 @@ import (
 	hcm "github.com/envoyproxy/go-control-plane/envoy/extensions/filters/network/http_connection_manager/v3"
 	"google.golang.org/protobuf/encoding/protojson"
 	"google.golang.org/protobuf/proto"
+	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
+	"k8s.io/apimachinery/pkg/labels"
+	"k8s.io/apimachinery/pkg/util/intstr"
 	k8syaml "k8s.io/apimachinery/pkg/util/yaml"
 	"sigs.k8s.io/yaml"
 
 	"istio.io/istio/pilot/pkg/config/kube/crd"
+	"istio.io/istio/pilot/pkg/config/kube/extensions"
 	"istio.io/istio/pilot/pkg/model"
 	"istio.io/istio/pilot/pkg/networking/core"
 	kubeconvert "istio.io/istio/pilot/pkg/serviceregistry/kube"
 	"istio.io/istio/pilot/test/xdstest"
 	"istio.io/istio/pkg/config"
+	"istio.io/istio/pkg/kube/krt"
 )
 
 // The manifests a cluster holds for the default app (make deploy-app-default
@@ -54,6 +60,17 @@ type golden struct {
 	GatewayHTTP     []gatewayHTTP     `json:"gatewayHTTP"`
 	GatewayClusters []json.RawMessage `json:"gatewayClusters"`
 	SidecarRoutes   []json.RawMessage `json:"sidecarRoutes"`
+	// Per Deployment (namespace/name): its sidecar's HTTP filter chains,
+	// filter names only; where Istio puts the WasmPlugins, among others.
+	SidecarHTTPFilters map[string][]httpFilters `json:"sidecarHTTPFilters"`
+}
+
+// httpFilters is one HTTP filter chain of a sidecar and its HTTP filters'
+// names in order.
+type httpFilters struct {
+	Listener    string   `json:"listener"`
+	FilterChain string   `json:"filterChain"`
+	HTTPFilters []string `json:"httpFilters"`
 }
 
 // gatewayHTTP is one HTTP filter chain of the ingress gateway's listeners:
@@ -86,7 +103,15 @@ func TestIstioTranslation(t *testing.T) {
 	}
 	sort.Strings(scenarios)
 
+	plugins, err := filepath.Glob(filepath.Join("..", "plugins", "*.yaml"))
+	if err != nil || len(plugins) == 0 {
+		t.Fatalf("no plugins under istio/plugins: %v", err)
+	}
 	sets := map[string][]string{"app": base}
+	for _, plugin := range plugins {
+		name := "plugins/" + strings.TrimSuffix(filepath.Base(plugin), ".yaml")
+		sets[name] = append(append([]string{}, base...), plugin)
+	}
 	for _, scenario := range scenarios {
 		name := "scenarios/" + strings.TrimSuffix(filepath.Base(scenario), ".yaml")
 		sets[name] = append(append([]string{}, base...), scenario)
@@ -98,10 +123,10 @@ func TestIstioTranslation(t *testing.T) {
 		t.Run(name, func(t *testing.T) { checkGolden(t, golden, translate(t, files)) })
 	}
 	// A golden whose scenario is gone is stale too.
-	existing, _ := filepath.Glob(filepath.Join("testdata", "scenarios", "*.json"))
+	existing, _ := filepath.Glob(filepath.Join("testdata", "*", "*.json"))
 	for _, file := range existing {
 		if !wanted[filepath.ToSlash(file)] {
-			t.Errorf("%s has no scenario any more: run `make oracle` (it removes it)", file)
+			t.Errorf("%s has no scenario or plugin any more: run `make oracle` (it removes it)", file)
 			if os.Getenv(updateGolden) != "" {
 				_ = os.Remove(file)
 			}
@@ -115,7 +140,8 @@ func TestIstioTranslation(t *testing.T) {
 func translate(t *testing.T, files []string) []byte {
 	inputs := map[string]string{}
 	var istioDocs []string
-	services := map[string]*model.Service{}
+	kubeServices := map[string]corev1.Service{}
+	deployments := map[string]appsv1.Deployment{}
 	for _, file := range files {
 		text, err := os.ReadFile(file)
 		if err != nil {
@@ -123,10 +149,13 @@ func translate(t *testing.T, files []string) []byte {
 		}
 		sum := sha256.Sum256(text)
 		inputs[filepath.ToSlash(strings.TrimPrefix(file, "../"))] = hex.EncodeToString(sum[:])
-		docs, svcs := splitManifests(t, file, text)
+		docs, svcs, deps := splitManifests(t, file, text)
 		istioDocs = append(istioDocs, docs...)
 		for _, svc := range svcs {
-			services[string(svc.Hostname)] = svc
+			kubeServices[svc.Namespace+"/"+svc.Name] = svc
+		}
+		for _, d := range deps {
+			deployments[d.Namespace+"/"+d.Name] = d
 		}
 	}
 	parsed, _, err := crd.ParseInputs(strings.Join(istioDocs, "\n---\n"))
@@ -148,13 +177,55 @@ func translate(t *testing.T, files []string) []byte {
 		latest[key] = len(configs)
 		configs = append(configs, c)
 	}
+	// Services through istiod's own Kubernetes conversion; one pod per
+	// Deployment (its template's labels, an address of its own) as an
+	// instance of every Service that selects it, so its sidecar gets its
+	// inbound listeners as in a cluster.
 	var serviceList []*model.Service
-	for _, svc := range services {
-		serviceList = append(serviceList, svc)
+	var instances []*model.ServiceInstance
+	for _, key := range sortedKeys(kubeServices) {
+		svc := kubeServices[key]
+		converted := kubeconvert.ConvertService(svc, nil, domainSuffix, "Kubernetes", domainSuffix)
+		serviceList = append(serviceList, converted)
+		for _, dkey := range sortedKeys(deployments) {
+			d := deployments[dkey]
+			podLabels := d.Spec.Template.Labels
+			if d.Namespace != svc.Namespace || len(svc.Spec.Selector) == 0 || !labels.SelectorFromSet(svc.Spec.Selector).Matches(labels.Set(podLabels)) {
+				continue
+			}
+			for _, port := range svc.Spec.Ports {
+				servicePort, ok := converted.Ports.Get(port.Name)
+				if !ok {
+					t.Fatalf("Service %s: port %q not converted", key, port.Name)
+				}
+				instances = append(instances, &model.ServiceInstance{
+					Service:     converted,
+					ServicePort: servicePort,
+					Endpoint: &model.IstioEndpoint{
+						Addresses:       []string{podAddress(sortedKeys(deployments), dkey)},
+						EndpointPort:    targetPort(t, port, d),
+						ServicePortName: port.Name,
+						Labels:          podLabels,
+						Namespace:       d.Namespace,
+						WorkloadName:    d.Name,
+						TLSMode:         "istio",
+					},
+				})
+			}
+		}
 	}
-	sort.Slice(serviceList, func(i, j int) bool { return serviceList[i].Hostname < serviceList[j].Hostname })
 
-	cg := core.NewConfigGenTest(t, core.TestOptions{Configs: configs, Services: serviceList})
+	cg := core.NewConfigGenTest(t, core.TestOptions{
+		Configs:   configs,
+		Services:  serviceList,
+		Instances: instances,
+		// istiod turns WasmPlugins into TrafficExtensions with this
+		// controller beside its config store (pilot/pkg/bootstrap/configcontroller.go);
+		// without it, WasmPlugins reach no proxy.
+		CreateConfigStore: func(store model.ConfigStoreController) model.ConfigStoreController {
+			return extensions.NewController(store, nil, krt.GlobalDebugHandler)
+		},
+	})
 	// The ingress gateway of Istio's default install: pods labelled
 	// istio=ingressgateway in istio-system, which airport-gateway selects.
 	gatewayLabels := map[string]string{"istio": "ingressgateway", "app": "istio-ingressgateway"}
@@ -168,18 +239,29 @@ func translate(t *testing.T, files []string) []byte {
 			IstioVersion: "1.30.0",
 		},
 	})
-	// The control panel's v1 pod (istio/workloads/cpanel.yaml's labels).
-	sidecarLabels := map[string]string{"app": "cpanel", "version": "v1"}
-	sidecar := cg.SetupProxy(&model.Proxy{
-		Type:            model.SidecarProxy,
-		ConfigNamespace: "airport",
-		Labels:          sidecarLabels,
-		Metadata: &model.NodeMetadata{
-			Namespace:    "airport",
-			Labels:       sidecarLabels,
-			IstioVersion: "1.30.0",
-		},
-	})
+	sidecars := map[string]*model.Proxy{}
+	for _, dkey := range sortedKeys(deployments) {
+		d := deployments[dkey]
+		sidecars[dkey] = cg.SetupProxy(&model.Proxy{
+			Type:            model.SidecarProxy,
+			ID:              d.Name + "-0." + d.Namespace,
+			ConfigNamespace: d.Namespace,
+			Labels:          d.Spec.Template.Labels,
+			IPAddresses:     []string{podAddress(sortedKeys(deployments), dkey)},
+			Metadata: &model.NodeMetadata{
+				Namespace:    d.Namespace,
+				Labels:       d.Spec.Template.Labels,
+				WorkloadName: d.Name,
+				IstioVersion: "1.30.0",
+			},
+		})
+	}
+	// The control panel's v1 pod: its routes (a client of the cameras, the
+	// services and the vision services).
+	sidecar, ok := sidecars["airport/cpanel-v1"]
+	if !ok {
+		t.Fatalf("no Deployment airport/cpanel-v1 among %v", sortedKeys(deployments))
+	}
 
 	out := golden{Inputs: inputs}
 	gatewayRoutes := cg.Routes(gateway)
@@ -222,6 +304,26 @@ func translate(t *testing.T, files []string) []byte {
 	}
 	out.GatewayClusters = sortedJSON(t, appClusters, (*cluster.Cluster).GetName)
 	out.SidecarRoutes = sortedJSON(t, cg.Routes(sidecar), (*route.RouteConfiguration).GetName)
+	out.SidecarHTTPFilters = map[string][]httpFilters{}
+	for key, proxy := range sidecars {
+		chains := []httpFilters{}
+		listeners := cg.Listeners(proxy)
+		sort.Slice(listeners, func(i, j int) bool { return listeners[i].GetName() < listeners[j].GetName() })
+		for _, l := range listeners {
+			for _, chain := range l.GetFilterChains() {
+				manager := xdstest.ExtractHTTPConnectionManager(t, chain)
+				if manager == nil {
+					continue
+				}
+				entry := httpFilters{Listener: l.GetName(), FilterChain: chain.GetName()}
+				for _, filter := range manager.GetHttpFilters() {
+					entry.HTTPFilters = append(entry.HTTPFilters, filter.GetName())
+				}
+				chains = append(chains, entry)
+			}
+		}
+		out.SidecarHTTPFilters[key] = chains
+	}
 
 	got, err := json.MarshalIndent(out, "", "  ")
 	if err != nil {
@@ -252,9 +354,10 @@ func checkGolden(t *testing.T, goldenFile string, got []byte) {
 
 // splitManifests returns the Istio documents of a YAML stream as text and
 // its Services converted the way istiod's Kubernetes registry converts them.
-func splitManifests(t *testing.T, file string, text []byte) ([]string, []*model.Service) {
+func splitManifests(t *testing.T, file string, text []byte) ([]string, []corev1.Service, []appsv1.Deployment) {
 	var docs []string
-	var services []*model.Service
+	var services []corev1.Service
+	var deployments []appsv1.Deployment
 	decoder := k8syaml.NewYAMLOrJSONDecoder(bytes.NewReader(text), 4096)
 	for {
 		var object map[string]any
@@ -281,10 +384,49 @@ func splitManifests(t *testing.T, file string, text []byte) ([]string, []*model.
 			if err := yaml.UnmarshalStrict(raw, &svc); err != nil {
 				t.Fatalf("%s: %v", file, err)
 			}
-			services = append(services, kubeconvert.ConvertService(svc, nil, domainSuffix, "Kubernetes", domainSuffix))
+			services = append(services, svc)
+		case apiVersion == "apps/v1" && kind == "Deployment":
+			var d appsv1.Deployment
+			if err := yaml.Unmarshal(raw, &d); err != nil {
+				t.Fatalf("%s: %v", file, err)
+			}
+			deployments = append(deployments, d)
 		}
 	}
-	return docs, services
+	return docs, services, deployments
+}
+
+// targetPort is the container port a Service port sends to in a Deployment's
+// pods: a number, a named container port, or the Service port itself.
+func targetPort(t *testing.T, port corev1.ServicePort, d appsv1.Deployment) uint32 {
+	switch {
+	case port.TargetPort.Type == intstr.Int && port.TargetPort.IntVal != 0:
+		return uint32(port.TargetPort.IntVal)
+	case port.TargetPort.Type == intstr.String && port.TargetPort.StrVal != "":
+		for _, container := range d.Spec.Template.Spec.Containers {
+			for _, containerPort := range container.Ports {
+				if containerPort.Name == port.TargetPort.StrVal {
+					return uint32(containerPort.ContainerPort)
+				}
+			}
+		}
+		t.Fatalf("Deployment %s/%s has no container port named %q", d.Namespace, d.Name, port.TargetPort.StrVal)
+	}
+	return uint32(port.Port)
+}
+
+// podAddress gives each Deployment's one pod an address of its own.
+func podAddress(deployments []string, key string) string {
+	return fmt.Sprintf("10.0.0.%d", sort.SearchStrings(deployments, key)+1)
+}
+
+func sortedKeys[V any](m map[string]V) []string {
+	keys := make([]string, 0, len(m))
+	for key := range m {
+		keys = append(keys, key)
+	}
+	sort.Strings(keys)
+	return keys
 }
 
 // sortedJSON is every message in protojson form, sorted by name, with fixed
