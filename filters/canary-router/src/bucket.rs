@@ -20,6 +20,8 @@
 
 use std::ops::Range;
 
+use mesh_policy::fnv1a64;
+
 /// How many buckets there are: `0..=9999`.
 pub const BUCKETS: u16 = 10_000;
 
@@ -75,17 +77,6 @@ impl Split {
     }
 }
 
-/// FNV-1a, 64 bits: offset basis `0xcbf29ce484222325`, prime
-/// `0x100000001b3`, one byte at a time (xor, then multiply).
-pub fn fnv1a64(bytes: &[u8]) -> u64 {
-    let mut hash: u64 = 0xcbf2_9ce4_8422_2325;
-    for &byte in bytes {
-        hash ^= u64::from(byte);
-        hash = hash.wrapping_mul(0x0000_0100_0000_01b3);
-    }
-    hash
-}
-
 /// MurmurHash3's 64-bit finalizer: spreads every input bit over the output,
 /// so the low digits that pick a bucket depend on the whole hash.
 pub fn fmix64(mut x: u64) -> u64 {
@@ -98,7 +89,7 @@ pub fn fmix64(mut x: u64) -> u64 {
 }
 
 /// The bucket of a user identity (the `identity` header's value):
-/// `fmix64(fnv1a64(utf-8 bytes)) % 10000`. Stable across versions, proxies
+/// `fmix64(fnv1a64(utf-8 bytes)) % 10000` (FNV-1a 64 from `mesh-policy`). Stable across versions, proxies
 /// and languages, so one user lands in one bucket on every device.
 pub fn identity_bucket(identity: &str) -> u16 {
     bucket_of(fmix64(fnv1a64(identity.as_bytes())))
@@ -112,28 +103,6 @@ pub fn random_bucket(random: u64) -> u16 {
 fn bucket_of(x: u64) -> u16 {
     // `x % 10000 < 10000 <= u16::MAX`: the conversion never fails.
     u16::try_from(x % u64::from(BUCKETS)).unwrap_or(BUCKETS - 1)
-}
-
-/// SplitMix64: a tiny, fast generator, seeded once per VM from the host's
-/// random source. Bucket draws need to be uniform, not secret: the cookie's
-/// signature, not the draw, is what stops a client choosing its version.
-#[derive(Debug, Clone)]
-pub struct SplitMix64 {
-    state: u64,
-}
-
-impl SplitMix64 {
-    pub fn new(seed: u64) -> Self {
-        Self { state: seed }
-    }
-
-    pub fn next_u64(&mut self) -> u64 {
-        self.state = self.state.wrapping_add(0x9e37_79b9_7f4a_7c15);
-        let mut z = self.state;
-        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-        z ^ (z >> 31)
-    }
 }
 
 #[cfg(test)]
@@ -169,26 +138,11 @@ mod tests {
     }
 
     #[test]
-    fn fnv1a_matches_the_published_vectors() {
-        assert_eq!(fnv1a64(b""), 0xcbf2_9ce4_8422_2325);
-        assert_eq!(fnv1a64(b"a"), 0xaf63_dc4c_8601_ec8c);
-        assert_eq!(fnv1a64(b"foobar"), 0x8594_4171_f739_67e8);
-    }
-
-    #[test]
     fn identity_buckets_are_stable() {
         // Pinned: changing the hash would move every identified user.
         assert_eq!(identity_bucket("alice"), 7236);
         assert_eq!(identity_bucket("bob"), 9952);
         assert_eq!(identity_bucket("user-1"), 5477);
         assert!(identity_bucket("") < BUCKETS);
-    }
-
-    #[test]
-    fn splitmix_is_repeatable() {
-        let mut a = SplitMix64::new(7);
-        let mut b = SplitMix64::new(7);
-        assert_eq!(a.next_u64(), b.next_u64());
-        assert_ne!(a.next_u64(), SplitMix64::new(8).next_u64());
     }
 }

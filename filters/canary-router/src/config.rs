@@ -1,13 +1,19 @@
 //! The configuration in two stages: [`WireConfig`], the JSON as users write
 //! it (Istio's field names where Istio has the concept: `match`, `headers`,
 //! `uri`, `queryParams`, `exact`/`prefix`/`regex`), then [`Config`],
-//! validated and compiled once. Every refusal starts with the field path,
-//! such as `subsets: weights sum to 90, not 100` or
-//! `rules[0].match[0].headers.user-agent.regex: invalid regex ...`.
+//! validated and compiled once, through `mesh-policy`'s two-stage entry
+//! point ([`mesh_policy::from_json`]: a JSON object, unknown fields refused,
+//! an empty configuration read as `{}`). Every refusal is one
+//! [`ConfigError`] that starts with the field path, such as
+//! `subsets: weights sum to 90, not 100` or
+//! `rules[0].match[0].headers.user-agent.regex: bad regex ...`.
 
 use std::collections::{BTreeMap, HashSet};
 
-use regex::RegexBuilder;
+use mesh_policy::{
+    ConfigError, DurationError, EnvLookup, HttpMatch, NamedMatch, PluginConfig, StringMatch,
+    WireHttpMatch, WireStringMatch, parse_duration,
+};
 use serde::Deserialize;
 use serde::de::IgnoredAny;
 
@@ -15,8 +21,7 @@ use crate::bucket::Split;
 use crate::cookie::{
     CookieCodec, MIN_KEY_BYTES, SameSite, SigningKey, render_attributes, valid_subset_name,
 };
-use crate::duration::{DurationError, parse_seconds};
-use crate::matching::{Match, NamedMatcher, Rule, StringMatcher};
+use crate::matching::{Rule, RuleMatch};
 
 /// The route header unless configured.
 pub const DEFAULT_ROUTE_HEADER: &str = "x-canary-subset";
@@ -26,8 +31,6 @@ pub const DEFAULT_COOKIE_NAME: &str = "canary";
 pub const DEFAULT_MAX_AGE: &str = "7d";
 /// Browsers cap cookie lifetimes at 400 days; a longer `maxAge` is a mistake.
 pub const MAX_MAX_AGE_SECS: u64 = 400 * 86_400;
-/// A compiled regex may take at most this much memory: a plugin VM is small.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 /// Request headers that cannot carry the route decision or the identity:
 /// Envoy or the HTTP framing own them.
@@ -55,7 +58,9 @@ const RESERVED_HEADERS: &[&str] = &[
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireConfig {
     /// In a fixed order, stable version first and canary last; weights
-    /// (whole percent) sum to 100.
+    /// (whole percent) sum to 100. Required (refused when empty, so that
+    /// `{}` says what is missing).
+    #[serde(default)]
     pub subsets: Vec<WireSubset>,
     /// Explicit assignments; the first rule that matches wins over the
     /// cookie and the weights.
@@ -89,8 +94,9 @@ pub struct WireRule {
     pub matches: Vec<WireMatch>,
 }
 
-/// Istio's `HTTPMatchRequest` (same field names and meaning) plus
-/// `cookies`. The Istio fields the router does not evaluate are read only
+/// Istio's `HTTPMatchRequest` (same field names and meaning; each
+/// condition is `mesh-policy`'s `WireStringMatch`, which has no `present`:
+/// `{}` checks presence, `withoutHeaders` absence) plus `cookies`. The Istio fields the router does not evaluate are read only
 /// to be refused by name: dropping one would make the rule match more than
 /// it does in Istio.
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -113,8 +119,9 @@ pub struct WireMatch {
     /// Not Istio: cookies by name, the first of a name, DQUOTEs removed.
     #[serde(default)]
     pub cookies: BTreeMap<String, WireStringMatch>,
+    /// The `:method` pseudo-header.
     #[serde(default)]
-    pub method: Option<IgnoredAny>,
+    pub method: Option<WireStringMatch>,
     #[serde(default)]
     pub authority: Option<IgnoredAny>,
     #[serde(default)]
@@ -131,23 +138,6 @@ pub struct WireMatch {
     pub gateways: Option<IgnoredAny>,
     #[serde(default)]
     pub stat_prefix: Option<IgnoredAny>,
-}
-
-/// Istio's `StringMatch`: one of `exact`, `prefix`, `regex`; `{}` checks
-/// that the header (parameter, cookie) is there, as in Istio. `present`
-/// is read only to be refused: Istio has no such field.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WireStringMatch {
-    #[serde(default)]
-    pub exact: Option<String>,
-    #[serde(default)]
-    pub prefix: Option<String>,
-    /// RE2-style, matched against the whole value.
-    #[serde(default)]
-    pub regex: Option<String>,
-    #[serde(default)]
-    pub present: Option<IgnoredAny>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -196,38 +186,9 @@ pub struct WireKey {
 // Errors
 // ---------------------------------------------------------------------------
 
-/// A refused configuration. The message starts with the field path.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConfigError {
-    /// The JSON itself: syntax, unknown field, wrong type, missing field.
-    #[error("{path}: {message}")]
-    Json { path: String, message: String },
-    /// A value that parsed but cannot be used.
-    #[error("{path}: {problem}")]
-    Invalid { path: String, problem: Problem },
-}
-
-impl ConfigError {
-    /// The field path the error is about (`subsets[1].name`).
-    pub fn path(&self) -> &str {
-        match self {
-            ConfigError::Json { path, .. } | ConfigError::Invalid { path, .. } => path,
-        }
-    }
-
-    fn invalid(path: impl Into<String>, problem: Problem) -> Self {
-        ConfigError::Invalid {
-            path: path.into(),
-            problem,
-        }
-    }
-}
-
 /// What is wrong with a value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Problem {
-    #[error("empty configuration (give at least subsets)")]
-    Empty,
     #[error("no subsets (give at least one, with weights summing to 100)")]
     NoSubsets,
     #[error("{0:?} is not a subset name (1 to 63 letters, digits, '-' or '_')")]
@@ -244,23 +205,13 @@ pub enum Problem {
     NoMatches,
     #[error("an empty match (give headers, withoutHeaders, uri, queryParams or cookies)")]
     EmptyMatch,
-    #[error(
-        "give one of exact, prefix or regex (or {{}} to check presence), as in Istio's StringMatch"
-    )]
-    MatchKinds,
-    #[error(
-        "Istio's StringMatch has no present: write {{}} for \"must be there\", or move the entry to withoutHeaders with {{}} for \"must not be there\""
-    )]
-    PresentIsNotIstio,
     #[error("Istio's {field} is not supported by the canary router ({reason})")]
     UnsupportedMatchField {
         field: &'static str,
         reason: &'static str,
     },
-    #[error("invalid regex: {0}")]
-    BadRegex(String),
-    #[error("{0:?} is not a header name")]
-    BadHeaderName(String),
+    #[error("{0:?} is a pseudo-header (Envoy owns it)")]
+    PseudoHeader(String),
     #[error("{0:?} cannot be used here (Envoy or HTTP framing owns it)")]
     ReservedHeader(String),
     #[error("must differ from routeHeader")]
@@ -271,8 +222,10 @@ pub enum Problem {
     BadCookiePath(String),
     #[error("{0:?} is not a domain")]
     BadCookieDomain(String),
-    #[error("cannot parse duration {text:?}: {reason}")]
+    #[error("cannot parse duration {text:?}: {reason}; whole days may lead (7d, 1d12h)")]
     BadDuration { text: String, reason: DurationError },
+    #[error("{0:?} is not whole seconds (Max-Age counts seconds)")]
+    FractionalSeconds(String),
     #[error("must be at least 1s")]
     MaxAgeTooShort,
     #[error("{0} is longer than 400d (browsers cap cookie lifetimes there)")]
@@ -348,23 +301,12 @@ pub struct Config {
     pub(crate) default_subset: usize,
 }
 
-/// Looks up an environment variable of the VM.
-pub type EnvLookup<'a> = &'a dyn Fn(&str) -> Option<String>;
-
 impl Config {
-    /// Parses and validates the plugin configuration. Keys given by `env`
-    /// name are read through `env`.
+    /// Parses and validates the plugin configuration
+    /// ([`mesh_policy::from_json`]). Keys given by `env` name are read
+    /// through `env`.
     pub fn from_json(raw: &[u8], env: EnvLookup<'_>) -> Result<Self, ConfigError> {
-        if raw.iter().all(u8::is_ascii_whitespace) {
-            return Err(ConfigError::invalid("config", Problem::Empty));
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(raw);
-        let wire: WireConfig = serde_path_to_error::deserialize(&mut deserializer)
-            .map_err(|e| json_error(e.path().to_string(), e.inner()))?;
-        deserializer
-            .end()
-            .map_err(|e| json_error(String::new(), &e))?;
-        Config::try_from((wire, env))
+        mesh_policy::from_json(raw, env)
     }
 
     pub fn subsets(&self) -> &[Subset] {
@@ -405,22 +347,10 @@ impl Config {
     }
 }
 
-fn json_error(path: String, error: &serde_json::Error) -> ConfigError {
-    let path = if path.is_empty() || path == "." {
-        "config".to_string()
-    } else {
-        path
-    };
-    ConfigError::Json {
-        path,
-        message: error.to_string(),
-    }
-}
+impl PluginConfig for Config {
+    type Wire = WireConfig;
 
-impl TryFrom<(WireConfig, EnvLookup<'_>)> for Config {
-    type Error = ConfigError;
-
-    fn try_from((wire, env): (WireConfig, EnvLookup<'_>)) -> Result<Self, ConfigError> {
+    fn validate(wire: WireConfig, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let (subsets, split) = validate_subsets(&wire.subsets)?;
         let rules = wire
             .rules
@@ -436,10 +366,7 @@ impl TryFrom<(WireConfig, EnvLookup<'_>)> for Config {
             Some(name) => {
                 let name = header_name("identity", name)?;
                 if name == route_header {
-                    return Err(ConfigError::invalid(
-                        "identity",
-                        Problem::IdentityIsRouteHeader,
-                    ));
+                    return Err(ConfigError::new("identity", Problem::IdentityIsRouteHeader));
                 }
                 Some(name)
             }
@@ -461,20 +388,20 @@ impl TryFrom<(WireConfig, EnvLookup<'_>)> for Config {
 
 fn validate_subsets(wire: &[WireSubset]) -> Result<(Vec<Subset>, Split), ConfigError> {
     if wire.is_empty() {
-        return Err(ConfigError::invalid("subsets", Problem::NoSubsets));
+        return Err(ConfigError::new("subsets", Problem::NoSubsets));
     }
     let mut seen = HashSet::new();
     let mut subsets = Vec::with_capacity(wire.len());
     let mut total: i64 = 0;
     for (i, subset) in wire.iter().enumerate() {
         if !valid_subset_name(&subset.name) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("subsets[{i}].name"),
                 Problem::BadSubsetName(subset.name.clone()),
             ));
         }
         if !seen.insert(subset.name.as_str()) {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 format!("subsets[{i}].name"),
                 Problem::DuplicateSubset(subset.name.clone()),
             ));
@@ -483,7 +410,7 @@ fn validate_subsets(wire: &[WireSubset]) -> Result<(Vec<Subset>, Split), ConfigE
             .ok()
             .filter(|w| *w <= 100)
             .ok_or_else(|| {
-                ConfigError::invalid(
+                ConfigError::new(
                     format!("subsets[{i}].weight"),
                     Problem::BadWeight(subset.weight),
                 )
@@ -496,7 +423,7 @@ fn validate_subsets(wire: &[WireSubset]) -> Result<(Vec<Subset>, Split), ConfigE
     }
     let weights: Vec<u8> = subsets.iter().map(|s| s.weight).collect();
     let split = Split::new(&weights)
-        .ok_or_else(|| ConfigError::invalid("subsets", Problem::WeightSum(total)))?;
+        .ok_or_else(|| ConfigError::new("subsets", Problem::WeightSum(total)))?;
     Ok((subsets, split))
 }
 
@@ -505,7 +432,7 @@ fn validate_rule(path: &str, rule: &WireRule, subsets: &[Subset]) -> Result<Rule
         .iter()
         .position(|s| s.name == rule.subset)
         .ok_or_else(|| {
-            ConfigError::invalid(
+            ConfigError::new(
                 format!("{path}.subset"),
                 Problem::UnknownSubset {
                     name: rule.subset.clone(),
@@ -518,7 +445,7 @@ fn validate_rule(path: &str, rule: &WireRule, subsets: &[Subset]) -> Result<Rule
             )
         })?;
     if rule.matches.is_empty() {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             format!("{path}.match"),
             Problem::NoMatches,
         ));
@@ -532,13 +459,8 @@ fn validate_rule(path: &str, rule: &WireRule, subsets: &[Subset]) -> Result<Rule
     Ok(Rule { subset, matches })
 }
 
-fn validate_match(path: &str, wire: &WireMatch) -> Result<Match, ConfigError> {
+fn validate_match(path: &str, wire: &WireMatch) -> Result<RuleMatch, ConfigError> {
     let unsupported = [
-        (
-            "method",
-            wire.method.is_some(),
-            "the router sees every method; match it in the route instead",
-        ),
         (
             "authority",
             wire.authority.is_some(),
@@ -581,7 +503,7 @@ fn validate_match(path: &str, wire: &WireMatch) -> Result<Match, ConfigError> {
         ),
     ];
     if let Some((field, _, reason)) = unsupported.iter().find(|(_, given, _)| *given) {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             format!("{path}.{field}"),
             Problem::UnsupportedMatchField { field, reason },
         ));
@@ -589,128 +511,48 @@ fn validate_match(path: &str, wire: &WireMatch) -> Result<Match, ConfigError> {
     if wire.headers.is_empty()
         && wire.without_headers.is_empty()
         && wire.uri.is_none()
+        && wire.method.is_none()
         && wire.query_params.is_empty()
         && wire.cookies.is_empty()
     {
-        return Err(ConfigError::invalid(path, Problem::EmptyMatch));
+        return Err(ConfigError::new(path, Problem::EmptyMatch));
     }
-    let headers = |section: &str, items: &BTreeMap<String, WireStringMatch>| {
-        items
-            .iter()
-            .map(|(name, m)| {
-                let name = match_header_name(&format!("{path}.{section}"), name)?;
-                let value = string_matcher(&format!("{path}.{section}.{name}"), m)?;
-                Ok(NamedMatcher { name, value })
+    let http = HttpMatch::compile(
+        path,
+        WireHttpMatch {
+            uri: wire.uri.clone(),
+            method: wire.method.clone(),
+            headers: wire.headers.clone(),
+            without_headers: wire.without_headers.clone(),
+            query_params: wire.query_params.clone(),
+        },
+    )?;
+    let cookies = wire
+        .cookies
+        .iter()
+        .map(|(name, m)| {
+            Ok(NamedMatch {
+                name: name.clone(),
+                value: StringMatch::compile(&format!("{path}.cookies.{name}"), m.clone())?,
             })
-            .collect::<Result<Vec<_>, ConfigError>>()
-    };
-    let named = |section: &str, items: &BTreeMap<String, WireStringMatch>| {
-        items
-            .iter()
-            .map(|(name, m)| {
-                let value = string_matcher(&format!("{path}.{section}.{name}"), m)?;
-                Ok(NamedMatcher {
-                    name: name.clone(),
-                    value,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()
-    };
-    // `uri: {}` is no condition on the path, as istiod translates it.
-    let uri = match &wire.uri {
-        Some(m) => string_matcher(&format!("{path}.uri"), m)?,
-        None => None,
-    };
-    Ok(Match {
-        uri,
-        headers: headers("headers", &wire.headers)?,
-        without_headers: headers("withoutHeaders", &wire.without_headers)?,
-        query_params: named("queryParams", &wire.query_params)?,
-        cookies: named("cookies", &wire.cookies)?,
-    })
+        })
+        .collect::<Result<Vec<_>, ConfigError>>()?;
+    Ok(RuleMatch { http, cookies })
 }
 
-/// Istio's `StringMatch`, compiled; `None` for `{}` (presence).
-fn string_matcher(
-    path: &str,
-    wire: &WireStringMatch,
-) -> Result<Option<StringMatcher>, ConfigError> {
-    if wire.present.is_some() {
-        return Err(ConfigError::invalid(
-            format!("{path}.present"),
-            Problem::PresentIsNotIstio,
-        ));
-    }
-    let given = usize::from(wire.exact.is_some())
-        + usize::from(wire.prefix.is_some())
-        + usize::from(wire.regex.is_some());
-    if given > 1 {
-        return Err(ConfigError::invalid(path, Problem::MatchKinds));
-    }
-    if let Some(exact) = &wire.exact {
-        return Ok(Some(StringMatcher::Exact(exact.clone())));
-    }
-    if let Some(prefix) = &wire.prefix {
-        return Ok(Some(StringMatcher::Prefix(prefix.clone())));
-    }
-    if let Some(pattern) = &wire.regex {
-        let build = |pattern: &str| {
-            RegexBuilder::new(pattern)
-                .size_limit(REGEX_SIZE_LIMIT)
-                .build()
-                .map_err(|e| {
-                    ConfigError::invalid(
-                        format!("{path}.regex"),
-                        Problem::BadRegex(one_line(&e.to_string())),
-                    )
-                })
-        };
-        // The pattern alone first, so an error quotes what the user wrote.
-        build(pattern)?;
-        return Ok(Some(StringMatcher::Regex(build(&format!(
-            "^(?:{pattern})$"
-        ))?)));
-    }
-    Ok(None)
-}
-
-/// Regex errors span several lines (with a caret under the problem); the
-/// configuration error must stay on one.
-fn one_line(text: &str) -> String {
-    text.split('\n')
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.chars().all(|c| c == '^' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-/// A header name in a match, lower-cased: any HTTP token (Envoy matches
-/// header names case-insensitively). `cookie` is allowed: Istio's own
-/// example of cookie routing is a regex on the `cookie` header.
-fn match_header_name(path: &str, name: &str) -> Result<String, ConfigError> {
-    let lower = name.to_ascii_lowercase();
-    if !is_token(&lower) {
-        return Err(ConfigError::invalid(
-            path,
-            Problem::BadHeaderName(name.to_string()),
-        ));
-    }
-    Ok(lower)
-}
-
-/// A header name the plugin writes or reads an identity from, lower-cased:
-/// an HTTP token, not a pseudo-header, not one that Envoy or the framing
-/// owns.
+/// A header name the plugin writes or reads an identity from, lower-cased
+/// (`mesh-policy`'s header-name rules): not a pseudo-header, not one that
+/// Envoy or the framing owns.
 fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
-    let lower = name.to_ascii_lowercase();
-    if !is_token(&lower) {
-        return Err(ConfigError::invalid(
+    let lower = mesh_policy::header_name(path, name)?;
+    if lower.starts_with(':') {
+        return Err(ConfigError::new(
             path,
-            Problem::BadHeaderName(name.to_string()),
+            Problem::PseudoHeader(name.to_string()),
         ));
     }
     if RESERVED_HEADERS.contains(&lower.as_str()) {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             path,
             Problem::ReservedHeader(name.to_string()),
         ));
@@ -718,7 +560,8 @@ fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
     Ok(lower)
 }
 
-/// An RFC 7230 / 6265 token: visible ASCII without separators.
+/// An RFC 6265 cookie-name (an RFC 7230 token): visible ASCII without
+/// separators.
 fn is_token(text: &str) -> bool {
     !text.is_empty()
         && text
@@ -732,36 +575,26 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
         .clone()
         .unwrap_or_else(|| DEFAULT_COOKIE_NAME.to_string());
     if !is_token(&name) {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             "cookie.name",
             Problem::BadCookieName(name),
         ));
     }
     let max_age_text = wire.max_age.as_deref().unwrap_or(DEFAULT_MAX_AGE);
-    let max_age = parse_seconds(max_age_text).map_err(|reason| {
-        ConfigError::invalid(
-            "cookie.maxAge",
-            Problem::BadDuration {
-                text: max_age_text.to_string(),
-                reason,
-            },
-        )
-    })?;
+    let max_age = max_age_seconds(max_age_text)
+        .map_err(|problem| ConfigError::new("cookie.maxAge", problem))?;
     if max_age == 0 {
-        return Err(ConfigError::invalid(
-            "cookie.maxAge",
-            Problem::MaxAgeTooShort,
-        ));
+        return Err(ConfigError::new("cookie.maxAge", Problem::MaxAgeTooShort));
     }
     if max_age > MAX_MAX_AGE_SECS {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             "cookie.maxAge",
             Problem::MaxAgeTooLong(max_age_text.to_string()),
         ));
     }
     let path = wire.path.as_deref().unwrap_or("/");
     if !path.starts_with('/') || !path.bytes().all(|b| b.is_ascii_graphic() && b != b';') {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             "cookie.path",
             Problem::BadCookiePath(path.to_string()),
         ));
@@ -776,7 +609,7 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-')
             });
         if !valid {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 "cookie.domain",
                 Problem::BadCookieDomain(domain.clone()),
             ));
@@ -790,7 +623,7 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
             "lax" => SameSite::Lax,
             "none" => SameSite::None,
             _ => {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     "cookie.sameSite",
                     Problem::BadSameSite(text.to_string()),
                 ));
@@ -798,7 +631,7 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
         },
     };
     if same_site == SameSite::None && !wire.secure {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             "cookie.sameSite",
             Problem::SameSiteNoneNeedsSecure,
         ));
@@ -810,7 +643,7 @@ fn validate_cookie(wire: &WireCookie, env: EnvLookup<'_>) -> Result<CookieSettin
     let previous = match &wire.previous_signing_key {
         Some(key) => {
             if current.is_none() {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     "cookie.previousSigningKey",
                     Problem::PreviousWithoutCurrent,
                 ));
@@ -853,26 +686,58 @@ fn validate_name_prefix(name: &str, path: &str, wire: &WireCookie) -> Result<(),
         return Ok(());
     };
     if !wire.secure {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             "cookie.secure",
             Problem::PrefixNeedsSecure { prefix },
         ));
     }
     if prefix == "__Host-" {
         if path != "/" {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 "cookie.path",
                 Problem::HostPrefixNeedsRootPath(path.to_string()),
             ));
         }
         if wire.domain.is_some() {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 "cookie.domain",
                 Problem::HostPrefixForbidsDomain,
             ));
         }
     }
     Ok(())
+}
+
+/// `cookie.maxAge` in seconds: a Go duration (`mesh_policy::parse_duration`:
+/// `12h`, `90m`, `1h30m`), optionally led by whole days (`7d`, `1d12h`),
+/// since cookie lifetimes are counted in days and Go durations have none.
+/// `Max-Age` is whole seconds, so a fraction of a second is refused.
+fn max_age_seconds(text: &str) -> Result<u64, Problem> {
+    let bad = |reason: DurationError| Problem::BadDuration {
+        text: text.to_string(),
+        reason,
+    };
+    let (days, rest) = match text.split_once('d') {
+        Some((days, rest)) if !days.is_empty() && days.bytes().all(|b| b.is_ascii_digit()) => {
+            let days: u64 = days
+                .parse()
+                .map_err(|_| bad(DurationError::Overflow(text.to_string())))?;
+            (days, rest)
+        }
+        _ => (0, text),
+    };
+    // `7d`: the days were the whole text.
+    let rest = if rest.is_empty() && rest.len() < text.len() {
+        std::time::Duration::ZERO
+    } else {
+        parse_duration(rest).map_err(bad)?
+    };
+    if rest.subsec_nanos() != 0 {
+        return Err(Problem::FractionalSeconds(text.to_string()));
+    }
+    days.checked_mul(86_400)
+        .and_then(|secs| secs.checked_add(rest.as_secs()))
+        .ok_or_else(|| bad(DurationError::Overflow(text.to_string())))
 }
 
 /// Reads a key inline or from the environment. A value read from the
@@ -883,15 +748,15 @@ fn signing_key(path: &str, wire: &WireKey, env: EnvLookup<'_>) -> Result<Signing
         (Some(inline), None) => (inline.clone(), format!("{path}.inline")),
         (None, Some(name)) => {
             let value = env(name).ok_or_else(|| {
-                ConfigError::invalid(format!("{path}.env"), Problem::EnvUnset(name.clone()))
+                ConfigError::new(format!("{path}.env"), Problem::EnvUnset(name.clone()))
             })?;
             (
                 value.trim_end_matches(['\r', '\n']).to_string(),
                 format!("{path}.env"),
             )
         }
-        _ => return Err(ConfigError::invalid(path, Problem::KeyKinds)),
+        _ => return Err(ConfigError::new(path, Problem::KeyKinds)),
     };
     SigningKey::new(bytes.as_bytes())
-        .ok_or_else(|| ConfigError::invalid(key_path, Problem::ShortKey(bytes.len())))
+        .ok_or_else(|| ConfigError::new(key_path, Problem::ShortKey(bytes.len())))
 }

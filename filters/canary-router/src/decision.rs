@@ -45,8 +45,8 @@ pub struct RequestView<'a> {
     pub headers: &'a [(String, String)],
     /// The `:path` pseudo-header, query string included.
     pub path: &'a str,
-    /// Wall-clock time, Unix seconds.
-    pub now: u64,
+    /// Wall-clock time, Unix seconds; `None` when the host's clock failed.
+    pub now: Option<u64>,
     /// A uniformly random number, used only for a new user without identity.
     pub random: u64,
 }
@@ -74,6 +74,10 @@ pub enum Reason {
     /// The path is outside the cookie's `Path`: the default subset, no
     /// cookie read or written.
     OutsideCookiePath,
+    /// The host gave no time, so no cookie can be checked for age nor
+    /// stamped: the default subset, no cookie read or written (a cookie
+    /// stamped 0 would expire at once and the user become new everywhere).
+    NoClock,
 }
 
 /// The decision for one request.
@@ -131,11 +135,14 @@ impl Config {
                 None,
             );
         }
+        let Some(now) = view.now else {
+            return self.decision(self.default_subset, None, Reason::NoClock, None, None);
+        };
 
         let mut rejected = None;
         let mut valid = None;
         for value in request.cookie_values(self.cookie.codec.name()) {
-            match self.check_cookie(value, view.now) {
+            match self.check_cookie(value, now) {
                 Ok(cookie) => {
                     valid = Some(cookie);
                     break;
@@ -149,13 +156,13 @@ impl Config {
         if let Some(cookie) = valid {
             let subset = self.split.subset_of(cookie.bucket);
             let (reason, rewrite) = if cookie.subset == Some(subset) {
-                let age = view.now.saturating_sub(cookie.issued);
+                let age = now.saturating_sub(cookie.issued);
                 let stale = age.saturating_mul(2) >= self.cookie.max_age;
                 (
                     Reason::Sticky,
                     stale
                         || cookie.verified == Verified::Previous
-                        || cookie.issued_in_the_future(view.now),
+                        || cookie.issued_in_the_future(now),
                 )
             } else {
                 (
@@ -165,7 +172,7 @@ impl Config {
                     true,
                 )
             };
-            let set_cookie = rewrite.then(|| self.set_cookie(cookie.bucket, subset, view.now));
+            let set_cookie = rewrite.then(|| self.set_cookie(cookie.bucket, subset, now));
             return self.decision(subset, Some(cookie.bucket), reason, set_cookie, None);
         }
 
@@ -178,7 +185,7 @@ impl Config {
             None => (random_bucket(view.random), BucketSource::Random),
         };
         let subset = self.split.subset_of(bucket);
-        let set_cookie = Some(self.set_cookie(bucket, subset, view.now));
+        let set_cookie = Some(self.set_cookie(bucket, subset, now));
         self.decision(
             subset,
             Some(bucket),

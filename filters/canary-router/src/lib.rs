@@ -10,24 +10,22 @@
 //! match headers, the path, query parameters or cookies and win over the
 //! weights ([`matching`]). The cookie format and its HMAC-SHA256 signature
 //! with key rotation are in [`cookie`]; the configuration, validated once
-//! with errors that name the field, in [`config`].
+//! with errors that name the field, in [`config`]. What the three mesh
+//! plugins share (Istio matching with Envoy's semantics, Go durations, the
+//! configuration entry point and its errors, FNV and the sampling
+//! generator) comes from `mesh-policy`.
 
 pub mod bucket;
 pub mod config;
 pub mod cookie;
 pub mod decision;
-pub mod duration;
 pub mod matching;
 
-pub use bucket::{BUCKETS, Split, SplitMix64, identity_bucket, random_bucket};
-pub use config::{Config, ConfigError, CookieSettings, EnvLookup, Problem, Subset, WireConfig};
+pub use bucket::{BUCKETS, Split, identity_bucket, random_bucket};
+pub use config::{Config, CookieSettings, Problem, Subset, WireConfig};
 pub use cookie::{CookieCodec, Rejection, SigningKey, Verified};
 pub use decision::{BucketSource, Decision, Reason, RequestView};
-
-/// An environment with no variables, for configurations that read none.
-pub fn no_env(_name: &str) -> Option<String> {
-    None
-}
+pub use mesh_policy::{ConfigError, EnvLookup, SplitMix64, no_env};
 
 #[cfg(test)]
 mod tests;

@@ -1,97 +1,32 @@
-//! Rule matching: Istio's `HTTPMatchRequest` subset the router supports
-//! (`uri`, `headers`, `withoutHeaders`, `queryParams`), evaluated as Envoy
-//! evaluates what istiod translates it to, plus the router's own `cookies`
-//! (Istio has no cookie match); and the request as the rules see it.
-//!
-//! Envoy's semantics, which a pasted Istio `match:` block must keep:
-//! - several values of one header are matched as one value joined with `,`
-//!   (Envoy's `HeaderUtility::getAllOfHeaderAsString`);
-//! - a query parameter condition looks at the first parameter of that name
-//!   (Envoy's `QueryParamsMulti::getFirstValue`), as sent;
-//! - an empty `StringMatch` (`{}`) checks presence (Envoy's
-//!   `present_match`);
-//! - `withoutHeaders` is the header condition inverted, with a missing
-//!   header counted as empty (`invert_match` + `treat_missing_header_as_empty`);
-//! - a cookie is read as Envoy's `Http::Utility::parseCookieValue` reads it:
-//!   the first cookie of that name, one pair of surrounding DQUOTEs removed.
+//! Rule matching: Istio's `HTTPMatchRequest` (`uri`, `method`, `headers`,
+//! `withoutHeaders`, `queryParams`) as Envoy evaluates what istiod writes
+//! for it, from `mesh-policy` (repeated headers joined with `,`, the first
+//! query parameter, `{}` for presence, `withoutHeaders` inverted with a
+//! missing header counted as empty), plus the router's own `cookies` (Istio
+//! has no cookie match); and the request as the rules and the cookie see
+//! it. A cookie is read as Envoy's `Http::Utility::parseCookieValue` reads
+//! it: the first cookie of that name, one pair of surrounding DQUOTEs
+//! removed.
 
-use regex::Regex;
+use mesh_policy::{HttpMatch, HttpRequest, NamedMatch, path_without_query};
 
-/// Istio's `StringMatch`, compiled: exact, prefix, or a regex matching the
-/// whole value (RE2 `FullMatch`, as Envoy's `safe_regex`).
-#[derive(Debug, Clone)]
-pub enum StringMatcher {
-    Exact(String),
-    Prefix(String),
-    Regex(Regex),
-}
-
-impl StringMatcher {
-    pub fn matches(&self, value: &str) -> bool {
-        match self {
-            StringMatcher::Exact(exact) => value == exact,
-            StringMatcher::Prefix(prefix) => value.starts_with(prefix.as_str()),
-            StringMatcher::Regex(regex) => regex.is_match(value),
-        }
-    }
-}
-
-/// A condition on a named item (header, query parameter, cookie). `None`
-/// checks presence only (Istio's `{}`).
-#[derive(Debug, Clone)]
-pub struct NamedMatcher {
-    /// Header names lower-case; parameter and cookie names as written.
-    pub name: String,
-    pub value: Option<StringMatcher>,
-}
-
-impl NamedMatcher {
-    /// Whether an item whose value is `value` (`None`: absent) matches.
-    fn matches(&self, value: Option<&str>) -> bool {
-        match (value, &self.value) {
-            (None, _) => false,
-            (Some(_), None) => true,
-            (Some(value), Some(matcher)) => matcher.matches(value),
-        }
-    }
-}
-
-/// One `match` entry: every condition in it must hold.
+/// One `match` entry: the Istio conditions and the cookie conditions, all
+/// of which must hold.
 #[derive(Debug, Clone, Default)]
-pub struct Match {
-    /// The path, query string excluded.
-    pub uri: Option<StringMatcher>,
-    pub headers: Vec<NamedMatcher>,
-    pub without_headers: Vec<NamedMatcher>,
-    pub query_params: Vec<NamedMatcher>,
-    pub cookies: Vec<NamedMatcher>,
+pub struct RuleMatch {
+    pub http: HttpMatch,
+    /// Cookie names as written; `value: None` checks presence.
+    pub cookies: Vec<NamedMatch>,
 }
 
-impl Match {
+impl RuleMatch {
     pub fn matches(&self, request: &ParsedRequest<'_>) -> bool {
-        self.uri.as_ref().is_none_or(|m| m.matches(request.path))
-            && self
-                .headers
-                .iter()
-                .all(|m| m.matches(request.header(&m.name).as_deref()))
-            && self.without_headers.iter().all(|m| {
-                // Envoy's treat_missing_header_as_empty: a missing header is
-                // "" for a value condition, and absent for a presence one.
-                let value = request.header(&m.name);
-                let value = match (&value, &m.value) {
-                    (None, Some(_)) => Some(""),
-                    _ => value.as_deref(),
-                };
-                !m.matches(value)
+        self.http.matches(&request.http)
+            && self.cookies.iter().all(|m| {
+                request
+                    .cookie_value(&m.name)
+                    .is_some_and(|value| m.value.as_ref().is_none_or(|v| v.matches(value)))
             })
-            && self
-                .query_params
-                .iter()
-                .all(|m| m.matches(request.query_value(&m.name)))
-            && self
-                .cookies
-                .iter()
-                .all(|m| m.matches(request.cookie_value(&m.name)))
     }
 }
 
@@ -101,7 +36,7 @@ impl Match {
 pub struct Rule {
     /// Index into the configuration's subsets.
     pub subset: usize,
-    pub matches: Vec<Match>,
+    pub matches: Vec<RuleMatch>,
 }
 
 impl Rule {
@@ -114,69 +49,45 @@ impl Rule {
 /// fail: a malformed cookie pair or query parameter is skipped.
 #[derive(Debug, Clone)]
 pub struct ParsedRequest<'a> {
-    headers: &'a [(String, String)],
-    /// The path without the query string.
+    /// What the Istio conditions look at.
+    pub http: HttpRequest<'a>,
+    /// The path without the query string or fragment.
     pub path: &'a str,
-    /// The query string, without `?` (empty when there is none).
-    pub query: &'a str,
     /// Every `name=value` pair of every `cookie` header, in order, values
     /// unquoted.
     pub cookies: Vec<(&'a str, &'a str)>,
 }
 
 impl<'a> ParsedRequest<'a> {
-    /// Splits `path` (the `:path` pseudo-header) and parses the cookies.
+    /// `path` is the `:path` pseudo-header, query string included.
     pub fn new(headers: &'a [(String, String)], path: &'a str) -> Self {
-        let path = path.split_once('#').map_or(path, |(before, _)| before);
-        let (path, query) = path.split_once('?').unwrap_or((path, ""));
+        let method = headers
+            .iter()
+            .find(|(name, _)| name == ":method")
+            .map_or("", |(_, value)| value.as_str());
         let cookies = headers
             .iter()
             .filter(|(name, _)| name.eq_ignore_ascii_case("cookie"))
             .flat_map(|(_, value)| parse_cookie_header(value))
             .collect();
         Self {
-            headers,
-            path,
-            query,
+            http: HttpRequest {
+                method,
+                path,
+                headers,
+            },
+            path: path_without_query(path),
             cookies,
         }
     }
 
     /// Every value of header `name` (case-insensitive), in order.
     pub fn header_values<'s>(&'s self, name: &'s str) -> impl Iterator<Item = &'a str> + 's {
-        self.headers
+        self.http
+            .headers
             .iter()
             .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
             .map(|(_, value)| value.as_str())
-    }
-
-    /// Header `name` as Envoy's header matchers see it: its values joined
-    /// with `,` (`None` when absent). One value is borrowed, not copied.
-    pub fn header(&self, name: &str) -> Option<std::borrow::Cow<'a, str>> {
-        let mut values = self.header_values(name);
-        let first = values.next()?;
-        match values.next() {
-            None => Some(std::borrow::Cow::Borrowed(first)),
-            Some(second) => {
-                let mut joined = format!("{first},{second}");
-                for value in values {
-                    joined.push(',');
-                    joined.push_str(value);
-                }
-                Some(std::borrow::Cow::Owned(joined))
-            }
-        }
-    }
-
-    /// The first value of query parameter `name`, as sent (not
-    /// percent-decoded); `""` for a parameter without `=`.
-    pub fn query_value(&self, name: &str) -> Option<&'a str> {
-        self.query
-            .split('&')
-            .filter(|pair| !pair.is_empty())
-            .map(|pair| pair.split_once('=').unwrap_or((pair, "")))
-            .find(|(key, _)| *key == name)
-            .map(|(_, value)| value)
     }
 
     /// The first value of cookie `name` (what Envoy's cookie parser returns).
@@ -253,25 +164,6 @@ mod tests {
                 ("e", "")
             ]
         );
-    }
-
-    #[test]
-    fn path_and_query_split() {
-        let h = Vec::new();
-        let request = ParsedRequest::new(&h, "/panel/x?beta=1&flag&beta=2#top");
-        assert_eq!(request.path, "/panel/x");
-        assert_eq!(request.query_value("beta"), Some("1"));
-        assert_eq!(request.query_value("flag"), Some(""));
-        assert_eq!(request.query_value("none"), None);
-    }
-
-    #[test]
-    fn repeated_headers_are_joined_with_commas() {
-        let h = headers(&[("x-group", "a"), ("X-Group", "beta"), ("x-one", "1")]);
-        let request = ParsedRequest::new(&h, "/");
-        assert_eq!(request.header("x-group").as_deref(), Some("a,beta"));
-        assert_eq!(request.header("x-one").as_deref(), Some("1"));
-        assert_eq!(request.header("x-none"), None);
     }
 
     #[test]

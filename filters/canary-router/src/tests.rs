@@ -40,10 +40,12 @@ macro_rules! refuses {
 const V: &str = r#""subsets": [{"name": "v1", "weight": 90}, {"name": "v2", "weight": 10}]"#;
 
 refuses! {
-    empty_configuration: "  " => "config: empty configuration";
+    empty_configuration: "  " => "subsets: no subsets";
+    empty_object: "{}" => "subsets: no subsets";
+    not_an_object: "[1]" => "config: expected a JSON object, got an array";
     malformed_json: r#"{"subsets": "# => "subsets: EOF while parsing";
     trailing_garbage: &format!("{{{V}}}}}") => "config: trailing characters";
-    missing_subsets: r#"{"rules": []}"# => "config: missing field `subsets`";
+    missing_subsets: r#"{"rules": []}"# => "subsets: no subsets";
     unknown_top_level_field: &format!(r#"{{{V}, "weights": 1}}"#) => "weights: unknown field `weights`";
     unknown_subset_field: r#"{"subsets": [{"name": "v1", "weight": 100, "labels": {}}]}"# => "subsets[0].labels: unknown field";
     unknown_cookie_field: &format!(r#"{{{V}, "cookie": {{"expires": "1d"}}}}"#) => "cookie.expires: unknown field";
@@ -60,12 +62,13 @@ refuses! {
     rule_without_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": []}}]}}"#) => "rules[0].match: a rule needs at least one match";
     rule_missing_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2"}}]}}"#) => "rules[0]: missing field `match`";
     empty_match_entry: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{}}]}}]}}"#) => "rules[0].match[0]: an empty match";
-    two_match_kinds: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end-user": {{"exact": "a", "prefix": "b"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.end-user: give one of exact, prefix or regex";
-    bad_regex: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"user-agent": {{"regex": ".*(62"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.user-agent.regex: invalid regex";
-    present_on_uri: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{"present": true}}}}]}}]}}"#) => "rules[0].match[0].uri.present: Istio's StringMatch has no present";
-    present_on_a_header: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"x-beta": {{"present": false}}}}}}]}}]}}"#) => "rules[0].match[0].headers.x-beta.present: Istio's StringMatch has no present: write {} for \"must be there\", or move the entry to withoutHeaders";
-    present_on_a_query_parameter: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"queryParams": {{"preview": {{"present": true}}}}}}]}}]}}"#) => "rules[0].match[0].queryParams.preview.present: Istio's StringMatch has no present";
-    istio_method_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"method": {{"exact": "GET"}}}}]}}]}}"#) => "rules[0].match[0].method: Istio's method is not supported by the canary router";
+    two_match_kinds: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end-user": {{"exact": "a", "prefix": "b"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.end-user: give exactly one of exact, prefix, regex";
+    bad_regex: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"user-agent": {{"regex": ".*(62"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.user-agent.regex: bad regex: regex parse error";
+    present_on_uri: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{"present": true}}}}]}}]}}"#) => "rules[0].match[0].uri.present: unknown field `present`";
+    present_on_a_header: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"x-beta": {{"present": false}}}}}}]}}]}}"#) => "rules[0].match[0].headers.x-beta.present: unknown field `present`, expected one of `exact`, `prefix`, `regex`";
+    present_on_a_query_parameter: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"queryParams": {{"preview": {{"present": true}}}}}}]}}]}}"#) => "rules[0].match[0].queryParams.preview.present: unknown field `present`";
+    empty_uri_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{}}}}]}}]}}"#) => "rules[0].match[0].uri: empty match: give exact, prefix or regex";
+    fractional_max_age: &format!(r#"{{{V}, "cookie": {{"maxAge": "1.5s"}}}}"#) => "cookie.maxAge: \"1.5s\" is not whole seconds";
     istio_authority_match: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"authority": {{"exact": "a"}}, "uri": {{"prefix": "/"}}}}]}}]}}"#) => "rules[0].match[0].authority: Istio's authority is not supported";
     istio_ignore_uri_case: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"uri": {{"prefix": "/A"}}, "ignoreUriCase": true}}]}}]}}"#) => "rules[0].match[0].ignoreUriCase: Istio's ignoreUriCase is not supported";
     istio_source_labels: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"sourceLabels": {{"app": "a"}}, "uri": {{"prefix": "/"}}}}]}}]}}"#) => "rules[0].match[0].sourceLabels: Istio's sourceLabels is not supported";
@@ -77,15 +80,15 @@ refuses! {
     host_prefix_with_a_sub_path: &format!(r#"{{{V}, "cookie": {{"name": "__Host-canary", "secure": true, "path": "/panel"}}}}"#) => "cookie.path: the __Host- cookie name prefix needs path \"/\", not \"/panel\"";
     host_prefix_with_a_domain: &format!(r#"{{{V}, "cookie": {{"name": "__Host-canary", "secure": true, "domain": "airport.example"}}}}"#) => "cookie.domain: the __Host- cookie name prefix forbids a domain";
     secure_prefix_without_secure: &format!(r#"{{{V}, "cookie": {{"name": "__Secure-canary", "path": "/panel"}}}}"#) => "cookie.secure: the __Secure- cookie name prefix needs secure: true";
-    bad_header_name_in_rule: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end user": {{"exact": "a"}}}}}}]}}]}}"#) => "rules[0].match[0].headers: \"end user\" is not a header name";
-    bad_route_header: &format!(r#"{{{V}, "routeHeader": "x canary"}}"#) => "routeHeader: \"x canary\" is not a header name";
-    pseudo_route_header: &format!(r#"{{{V}, "routeHeader": ":authority"}}"#) => "routeHeader: \":authority\" is not a header name";
+    bad_header_name_in_rule: &format!(r#"{{{V}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"end user": {{"exact": "a"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.end user: \"end user\" is not a valid header name";
+    bad_route_header: &format!(r#"{{{V}, "routeHeader": "x canary"}}"#) => "routeHeader: \"x canary\" is not a valid header name";
+    pseudo_route_header: &format!(r#"{{{V}, "routeHeader": ":authority"}}"#) => "routeHeader: \":authority\" is a pseudo-header (Envoy owns it)";
     reserved_route_header: &format!(r#"{{{V}, "routeHeader": "Host"}}"#) => "routeHeader: \"Host\" cannot be used here";
     identity_is_route_header: &format!(r#"{{{V}, "identity": "X-Canary-Subset"}}"#) => "identity: must differ from routeHeader";
-    bad_identity: &format!(r#"{{{V}, "identity": ""}}"#) => "identity: \"\" is not a header name";
+    bad_identity: &format!(r#"{{{V}, "identity": ""}}"#) => "identity: \"\" is not a valid header name";
     bad_cookie_name: &format!(r#"{{{V}, "cookie": {{"name": "can;ary"}}}}"#) => "cookie.name: \"can;ary\" is not a cookie name";
     bad_duration: &format!(r#"{{{V}, "cookie": {{"maxAge": "a week"}}}}"#) => "cookie.maxAge: cannot parse duration \"a week\"";
-    duration_without_unit: &format!(r#"{{{V}, "cookie": {{"maxAge": "3600"}}}}"#) => "cookie.maxAge: cannot parse duration \"3600\": \"3600\" has no unit";
+    duration_without_unit: &format!(r#"{{{V}, "cookie": {{"maxAge": "3600"}}}}"#) => "cookie.maxAge: cannot parse duration \"3600\": \"3600\" has a number without a unit";
     zero_max_age: &format!(r#"{{{V}, "cookie": {{"maxAge": "0s"}}}}"#) => "cookie.maxAge: must be at least 1s";
     huge_max_age: &format!(r#"{{{V}, "cookie": {{"maxAge": "401d"}}}}"#) => "cookie.maxAge: 401d is longer than 400d";
     relative_cookie_path: &format!(r#"{{{V}, "cookie": {{"path": "app"}}}}"#) => "cookie.path: \"app\" must start with '/'";
@@ -174,7 +177,7 @@ fn decide<'c>(config: &'c Config, pairs: &[(&str, &str)], now: u64, random: u64)
     config.decide(&RequestView {
         headers: &headers,
         path,
-        now,
+        now: Some(now),
         random,
     })
 }
@@ -724,9 +727,10 @@ fn an_empty_string_match_checks_presence_and_without_headers_inverts() {
     );
     assert!(!rule_matches(&empty, &[("x-beta", "1")]));
     assert!(rule_matches(&empty, &[("x-beta", "1"), ("x-group", "a")]));
-    // `uri: {}` is no condition on the path.
-    let any_path = ruled(r#"[{"subset": "v2", "match": [{"uri": {}}]}]"#);
-    assert!(rule_matches(&any_path, &[(":path", "/anything")]));
+    // Istio's `method`: the `:method` pseudo-header.
+    let method = ruled(r#"[{"subset": "v2", "match": [{"method": {"exact": "POST"}}]}]"#);
+    assert!(rule_matches(&method, &[(":method", "POST")]));
+    assert!(!rule_matches(&method, &[(":method", "GET")]));
 }
 
 #[test]
@@ -748,4 +752,35 @@ fn cookie_conditions_read_the_first_cookie_unquoted() {
     assert!(rule_matches(&config, &[("cookie", "beta=\"yes\"")]));
     assert!(rule_matches(&config, &[("cookie", "beta=yes; beta=no")]));
     assert!(!rule_matches(&config, &[("cookie", "beta=no; beta=yes")]));
+}
+
+#[test]
+fn max_age_is_a_go_duration_led_by_days() {
+    for (text, secs) in [
+        ("7d", 7 * 86_400),
+        ("1d12h", 129_600),
+        ("90m", 5_400),
+        ("1.5h", 5_400),
+        ("1h30m15s", 5_415),
+        ("400d", 400 * 86_400),
+    ] {
+        let config = config(&format!(r#"{{{V}, "cookie": {{"maxAge": "{text}"}}}}"#));
+        assert_eq!(config.cookie().max_age, secs, "{text}");
+    }
+}
+
+#[test]
+fn without_a_clock_no_cookie_is_read_or_written() {
+    let config = signed((10, 90), "");
+    let value = config.cookie().codec.encode(9_500, "v2", NOW);
+    let headers = headers(&[("cookie", &format!("canary={value}"))]);
+    let decision = config.decide(&RequestView {
+        headers: &headers,
+        path: "/",
+        now: None,
+        random: 9_999,
+    });
+    assert_eq!(decision.reason, Reason::NoClock);
+    assert_eq!(decision.subset_name, "v1");
+    assert_eq!(decision.set_cookie, None);
 }

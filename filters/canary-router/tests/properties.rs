@@ -107,7 +107,7 @@ fn view<'a>(headers: &'a [(String, String)], random: u64) -> RequestView<'a> {
     RequestView {
         headers,
         path: "/",
-        now: NOW,
+        now: Some(NOW),
         random,
     }
 }
@@ -318,7 +318,7 @@ proptest! {
             ("cookie".to_string(), cookie),
             ("x-user-id".to_string(), identity),
         ];
-        let decision = config.decide(&RequestView { headers: &headers, path: &path, now: NOW, random });
+        let decision = config.decide(&RequestView { headers: &headers, path: &path, now: Some(NOW), random });
         prop_assert!(decision.subset_name == "v1" || decision.subset_name == "v2");
     }
 }

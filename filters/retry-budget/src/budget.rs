@@ -17,8 +17,8 @@
 //! corrupt value starts afresh instead of failing.
 
 use crate::ratio::{RATIO_STATE_LEN, RatioBudget, RatioState};
-use crate::retry_on::RetryOn;
 use crate::tokens::{TOKEN_STATE_LEN, TokenBucket, TokenState};
+use mesh_policy::RetryOn;
 
 /// The encoding's version: 2 holds several states (version 1, one state,
 /// lives under other keys, see the adapter).

@@ -1,18 +1,23 @@
-//! The configuration in two stages: [`WireConfig`], the JSON as users write
-//! it (field names after Istio's `HTTPRetry`, Linkerd's budget and gRPC's
-//! `retryThrottling`), then [`Config`], validated once at `on_configure`.
-//! Every refusal names the field path, such as
-//! `budget.retryRatio: 1.5 is not between 0 and 1`.
+//! The configuration in mesh-policy's two stages: [`WireConfig`], the JSON
+//! as users write it (field names after Istio's `HTTPRetry`, Linkerd's
+//! budget and gRPC's `retryThrottling`), then [`Config`], validated once at
+//! `on_configure` ([`PluginConfig`]). Every refusal is a [`ConfigError`]
+//! naming the field path, such as
+//! `budget.retryRatio: 1500 is not between 0 and 1000`.
 
 use std::fmt;
+use std::marker::PhantomData;
 use std::time::Duration;
 
-use serde::Deserialize;
+use mesh_policy::{
+    ConfigError, DurationError, EnvLookup, PluginConfig, RetryOn, RetryOnError, format_duration,
+    parse_duration,
+};
+use serde::de::value::MapAccessDeserializer;
+use serde::{Deserialize, Deserializer};
 
 use crate::budget::Budget;
-use crate::duration::{DurationError, format_duration, parse_duration};
 use crate::ratio::{MAX_RETRY_RATIO, RatioBudget};
-use crate::retry_on::{RetryOn, RetryOnError};
 use crate::tokens::TokenBucket;
 
 /// Istio's default: two retries.
@@ -21,8 +26,6 @@ pub const DEFAULT_ATTEMPTS: u32 = 2;
 pub const MAX_ATTEMPTS: u32 = 10;
 /// gRPC allows at most five attempts: four retries in token-bucket mode.
 pub const MAX_GRPC_ATTEMPTS: u32 = 4;
-/// Istio's default retry conditions.
-pub const DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,503";
 /// Distinct scopes with a budget of their own; later ones share `_other`.
 pub const DEFAULT_MAX_SCOPES: u32 = 32;
 const MAX_MAX_SCOPES: i64 = 1024;
@@ -47,10 +50,10 @@ const MAX_PER_TRY_TIMEOUT: Duration = Duration::from_secs(3600);
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireConfig {
     /// The Linkerd / Finagle budget (the default mode).
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub budget: Option<WireBudget>,
     /// gRPC's token bucket instead of `budget`.
-    #[serde(default)]
+    #[serde(default, deserialize_with = "object")]
     pub token_bucket: Option<WireTokenBucket>,
     /// Retries a request may have when the budget allows (Istio's `attempts`).
     #[serde(default)]
@@ -172,11 +175,9 @@ impl Default for Config {
     }
 }
 
-/// What is wrong with a field.
+/// What is wrong with a field (becomes a [`ConfigError`] with its path).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum Problem {
-    #[error("{0}")]
-    Json(String),
     #[error("{value} is not between {min} and {max}")]
     OutOfRange {
         value: String,
@@ -191,24 +192,35 @@ pub enum Problem {
     Invalid(String),
 }
 
-/// A refused configuration: the field path and what is wrong with it.
-#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-pub struct ConfigError {
-    pub field: String,
-    pub problem: Problem,
-}
-
-impl fmt::Display for ConfigError {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}: {}", self.field, self.problem)
-    }
-}
-
 fn error(field: &str, problem: Problem) -> ConfigError {
-    ConfigError {
-        field: field.to_string(),
-        problem,
+    ConfigError::new(field, problem)
+}
+
+/// Reads a struct field only from a JSON object. serde reads a struct from
+/// an array too (its fields by position), so `"budget": [0.5]` would be a
+/// budget; mesh-policy refuses an array only as the whole document.
+fn object<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    struct ObjectOnly<T>(PhantomData<T>);
+
+    impl<'de, T: Deserialize<'de>> serde::de::Visitor<'de> for ObjectOnly<T> {
+        type Value = T;
+
+        fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+            f.write_str("a JSON object")
+        }
+
+        fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<T, A::Error> {
+            T::deserialize(MapAccessDeserializer::new(map))
+        }
     }
+
+    deserializer
+        .deserialize_map(ObjectOnly(PhantomData))
+        .map(Some)
 }
 
 fn range<T: PartialOrd + fmt::Display>(
@@ -252,29 +264,10 @@ fn duration_in(
 }
 
 impl Config {
-    /// Parses and validates the plugin configuration (JSON; empty means defaults).
+    /// Parses and validates the plugin configuration (JSON; empty means
+    /// `{}`, the defaults): mesh-policy's entry point, no environment.
     pub fn parse(bytes: &[u8]) -> Result<Self, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Self::try_from(WireConfig::default());
-        }
-        refuse_arrays(bytes)?;
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let wire: WireConfig =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                let path = e.path().to_string();
-                error(
-                    if path == "." || path == "?" {
-                        "config"
-                    } else {
-                        &path
-                    },
-                    Problem::Json(e.into_inner().to_string()),
-                )
-            })?;
-        deserializer
-            .end()
-            .map_err(|e| error("config", Problem::Json(e.to_string())))?;
-        Self::try_from(wire)
+        mesh_policy::from_json(bytes, &mesh_policy::no_env)
     }
 
     /// The value of `x-envoy-upstream-rq-per-try-timeout-ms`, if configured.
@@ -284,10 +277,10 @@ impl Config {
     }
 }
 
-impl TryFrom<WireConfig> for Config {
-    type Error = ConfigError;
+impl PluginConfig for Config {
+    type Wire = WireConfig;
 
-    fn try_from(wire: WireConfig) -> Result<Self, ConfigError> {
+    fn validate(wire: WireConfig, _env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let budget = match (wire.budget, wire.token_bucket) {
             (Some(_), Some(_)) => {
                 return Err(error(
@@ -305,13 +298,17 @@ impl TryFrom<WireConfig> for Config {
         let attempts = match wire.attempts {
             None => DEFAULT_ATTEMPTS.min(max_attempts),
             Some(n) => {
-                let n = range("attempts", n, 0, i64::from(max_attempts)).map_err(|mut e| {
+                let n = range("attempts", n, 0, i64::from(max_attempts)).map_err(|e| {
                     if matches!(budget, Budget::Tokens(_)) {
-                        e.problem = Problem::Invalid(format!(
-                            "{n} is not between 0 and {MAX_GRPC_ATTEMPTS} (gRPC allows at most 5 attempts)"
-                        ));
+                        error(
+                            "attempts",
+                            Problem::Invalid(format!(
+                                "{n} is not between 0 and {MAX_GRPC_ATTEMPTS} (gRPC allows at most 5 attempts)"
+                            )),
+                        )
+                    } else {
+                        e
                     }
-                    e
                 })?;
                 u32::try_from(n).unwrap_or(max_attempts)
             }
@@ -415,89 +412,6 @@ fn truncated_milli(value: f64) -> u64 {
         .map(|digit| char::from(digit).to_digit(10).map_or(0, u64::from))
         .fold(0, |milli, digit| milli * 10 + digit);
     whole.saturating_mul(1000).saturating_add(milli)
-}
-
-/// Refuses a JSON array where an object is expected. serde reads a struct
-/// from an array too (its fields by position), so `[]` would be an empty
-/// configuration and `[0.5]` a budget; no field of this configuration is an
-/// array, so any array is a mistake.
-fn refuse_arrays(bytes: &[u8]) -> Result<(), ConfigError> {
-    let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-    match serde_path_to_error::deserialize::<_, NoArrays>(&mut deserializer) {
-        Err(e) if e.inner().is_data() => {
-            let path = e.path().to_string();
-            Err(if path == "." {
-                error(
-                    "config",
-                    Problem::Invalid(
-                        "a JSON array is not a configuration: write an object, e.g. {\"attempts\": 2}"
-                            .into(),
-                    ),
-                )
-            } else {
-                error(
-                    &path,
-                    Problem::Invalid(
-                        "a JSON array is not accepted here: write an object or a value".into(),
-                    ),
-                )
-            })
-        }
-        // Malformed JSON is reported by the typed parse, with its position.
-        _ => Ok(()),
-    }
-}
-
-/// Any JSON document without an array (a walk, without building a value).
-struct NoArrays;
-
-impl<'de> Deserialize<'de> for NoArrays {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        deserializer.deserialize_any(NoArrays)
-    }
-}
-
-impl<'de> serde::de::Visitor<'de> for NoArrays {
-    type Value = NoArrays;
-
-    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str("JSON without arrays")
-    }
-
-    fn visit_seq<A: serde::de::SeqAccess<'de>>(self, _: A) -> Result<Self, A::Error> {
-        Err(serde::de::Error::custom("an array"))
-    }
-
-    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Self, A::Error> {
-        while map.next_key::<String>()?.is_some() {
-            map.next_value::<NoArrays>()?;
-        }
-        Ok(self)
-    }
-
-    fn visit_bool<E>(self, _: bool) -> Result<Self, E> {
-        Ok(self)
-    }
-
-    fn visit_i64<E>(self, _: i64) -> Result<Self, E> {
-        Ok(self)
-    }
-
-    fn visit_u64<E>(self, _: u64) -> Result<Self, E> {
-        Ok(self)
-    }
-
-    fn visit_f64<E>(self, _: f64) -> Result<Self, E> {
-        Ok(self)
-    }
-
-    fn visit_str<E>(self, _: &str) -> Result<Self, E> {
-        Ok(self)
-    }
-
-    fn visit_unit<E>(self) -> Result<Self, E> {
-        Ok(self)
-    }
 }
 
 fn header_name(name: &str) -> Result<String, ConfigError> {
@@ -654,17 +568,18 @@ mod tests {
                 r#"{"budget": {"retryRatio": -0.1}}"#,
                 "budget.retryRatio: -0.1 is not between 0 and 1000",
             ),
-            (
-                "[]",
-                "config: a JSON array is not a configuration: write an object, e.g. {\"attempts\": 2}",
-            ),
+            ("[]", "config: expected a JSON object, got an array"),
             (
                 r#"[{"attempts": 2}]"#,
-                "config: a JSON array is not a configuration: write an object, e.g. {\"attempts\": 2}",
+                "config: expected a JSON object, got an array",
             ),
             (
                 r#"{"budget": [0.5, 1, "10s"]}"#,
-                "budget: a JSON array is not accepted here: write an object or a value",
+                "budget: invalid type: sequence, expected a JSON object at line 1 column 11",
+            ),
+            (
+                r#"{"tokenBucket": []}"#,
+                "tokenBucket: invalid type: sequence, expected a JSON object at line 1 column 16",
             ),
             (
                 r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.0009}}"#,
@@ -676,11 +591,11 @@ mod tests {
             ),
             (
                 r#"{"budget": {"ttl": "500ms"}}"#,
-                "budget.ttl: 500ms is not between 1s and 60s",
+                "budget.ttl: 500ms is not between 1s and 1m0s",
             ),
             (
                 r#"{"budget": {"ttl": "10"}}"#,
-                "budget.ttl: \"10\" is not a duration (write it as 10s, 250ms, 1.5s or 1m30s)",
+                "budget.ttl: \"10\" has a number without a unit (use ns, us, ms, s, m or h)",
             ),
             (
                 r#"{"budget": {"retryRatoi": 0.2}}"#,
@@ -733,7 +648,7 @@ mod tests {
             (r#"{"retryOn": ""}"#, "retryOn: is empty"),
             (
                 r#"{"perTryTimeout": "0s"}"#,
-                "perTryTimeout: 0s is not between 1ms and 3600s",
+                "perTryTimeout: 0s is not between 1ms and 1h0m0s",
             ),
             (
                 r#"{"scope": "tenant"}"#,

@@ -2,15 +2,16 @@
 //!
 //! Envoy retries; this crate decides how many retries one request may have so
 //! that retries stay a small, bounded share of traffic. Its parts:
-//! [`Config`] (the plugin's JSON, validated, every refusal naming the field),
-//! [`RetryOn`] (Envoy's retry conditions and which responses count as
-//! failures) and [`Verdict`] (what a final response counts as), the two
+//! [`Config`] (the plugin's JSON, validated through `mesh_policy::from_json`,
+//! every refusal a `mesh_policy::ConfigError` naming the field),
+//! [`Verdict`] (what a final response counts as, on top of
+//! `mesh_policy::RetryOn`, Envoy's retry conditions), the two
 //! budgets — [`RatioBudget`] (Linkerd and Finagle: `retryRatio`,
 //! `minRetriesPerSecond`, `ttl`) and [`TokenBucket`] (gRPC's retry
 //! throttling, gRFC A6) — whose state is a few little-endian `u64`s, kept
 //! per configuration in one value ([`Budget`]), [`Registry`] (scope names to
-//! shared-data slots, bounded), and [`cas_update`], the read-decide-write
-//! loop over a [`SharedStore`].
+//! shared-data slots, bounded). Durations, retry conditions, the config
+//! entry point and the shared-data CAS loop are `mesh-policy`'s.
 //!
 //! Every decision is a pure function of (configuration, state, time), so the
 //! proxy-wasm adapter in `wasm-plugins/retry-budget` keeps the state in shared
@@ -18,25 +19,19 @@
 
 mod budget;
 mod config;
-mod duration;
 mod ratio;
 mod registry;
-mod retry_on;
-mod store;
 mod tokens;
 
 pub use budget::{
     Admission, Budget, MAX_STATE_BYTES, MAX_STATES, Outcome, Settlement, Ticket, Verdict,
 };
 pub use config::{
-    Config, ConfigError, DEFAULT_ATTEMPTS, DEFAULT_MAX_SCOPES, DEFAULT_RETRY_ON, MAX_ATTEMPTS,
-    MAX_GRPC_ATTEMPTS, Problem, Scope, WireBudget, WireConfig, WireScope, WireTokenBucket,
+    Config, DEFAULT_ATTEMPTS, DEFAULT_MAX_SCOPES, MAX_ATTEMPTS, MAX_GRPC_ATTEMPTS, Problem, Scope,
+    WireBudget, WireConfig, WireScope, WireTokenBucket,
 };
-pub use duration::{DurationError, format_duration, parse_duration};
 pub use ratio::{BUCKETS, MAX_RETRY_RATIO, RatioBudget, RatioState};
 pub use registry::{OVERFLOW_SCOPE, Registry, sanitize_scope};
-pub use retry_on::{GRPC_CONDITIONS, HTTP_CONDITIONS, RetryOn, RetryOnError};
-pub use store::{CasError, SharedStore, StoreError, cas_update};
 pub use tokens::{LEASE, TokenBucket, TokenState};
 
 /// Fixed-point scale: ratios and tokens are kept in millionths and

@@ -93,8 +93,7 @@ mod tests {
     use proptest::prelude::*;
 
     use super::*;
-    use crate::store::tests::MapStore;
-    use crate::store::{SharedStore, cas_update};
+    use mesh_policy::{MemoryStore, SharedStore, cas_update};
 
     #[test]
     fn names_are_sanitized() {
@@ -126,10 +125,10 @@ mod tests {
             let (_, grown) = Registry::decode(value).resolve("rival", 8);
             grown.map(|r| r.encode()).unwrap_or_default()
         }
-        let mut store = MapStore {
+        let mut store = MemoryStore {
             interfere: 1,
             rival: Some(rival),
-            ..MapStore::default()
+            ..MemoryStore::default()
         };
         store.set("reg", b"", None).unwrap();
         let slot = cas_update(&mut store, "reg", 4, |value| {
@@ -138,7 +137,7 @@ mod tests {
         })
         .unwrap();
         assert_eq!(slot, 2);
-        let registry = Registry::decode(store.entries.get("reg").map(|(v, _)| v.as_slice()));
+        let registry = Registry::decode(store.value("reg"));
         assert_eq!(registry.names(), ["rival", "mine"]);
     }
 

@@ -6,19 +6,22 @@
 //! route, and adds the assignment cookie to the response when it is new or
 //! changed.
 //!
-//! What lives here and nowhere else: the clock (only the host's), the per-VM
-//! random source (seeded once from WASI `random_get`), the environment
-//! (signing keys from `vmConfig.env`), and the metrics. See the README beside
-//! this crate for the configuration, the cookie and the metrics.
+//! The host glue the mesh plugins share comes from `mesh_policy::adapter`:
+//! reading and refusing the configuration (one line naming the field), the
+//! host clock (an `Option`: without it the filter decides without cookies),
+//! the per-VM random seed and the VM's environment (signing keys from
+//! `vmConfig.env`). What lives here and nowhere else is the metrics. See the
+//! README beside this crate for the configuration, the cookie and the
+//! metrics.
 
 use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
 use canary_router_filter::{Config, Decision, Reason, RequestView, SplitMix64};
+use mesh_policy::adapter::{configure, env_var, log, now, random_seed};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -30,10 +33,6 @@ proxy_wasm::main! {{
 /// Every log line starts with this, so the plugin's lines stand out in
 /// Envoy's log.
 const LOG_PREFIX: &str = "canary-router";
-
-fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
-}
 
 /// Metric ids; `None` where the host refused to define one.
 #[derive(Debug, Default)]
@@ -86,6 +85,8 @@ impl Metrics {
                 Self::increment(self.assigned.get(decision.subset).copied().flatten());
             }
             Reason::OutsideCookiePath => Self::increment(self.outside_cookie_path),
+            // Counted by `routed` alone; logged by the stream.
+            Reason::NoClock => {}
         }
         if decision.rejected.is_some() {
             Self::increment(self.rejected_cookies);
@@ -121,28 +122,15 @@ impl Context for CanaryRoot {}
 
 impl RootContext for CanaryRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        // WASI random_get, once per VM; the host's clock if that fails.
-        let seed = getrandom::u64().unwrap_or_else(|_| now_nanos());
-        *self.shared.rng.borrow_mut() = SplitMix64::new(seed);
+        *self.shared.rng.borrow_mut() = SplitMix64::new(random_seed());
         true
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let raw = hostcalls::get_buffer(BufferType::PluginConfiguration, 0, usize::MAX)
-            .ok()
-            .flatten()
-            .unwrap_or_default();
-        let env = |name: &str| std::env::var(name).ok();
-        let config = match Config::from_json(&raw, &env) {
-            Ok(config) => Rc::new(config),
-            Err(error) => {
-                log(
-                    LogLevel::Error,
-                    &format!("{LOG_PREFIX}: invalid configuration: {error}"),
-                );
-                return false;
-            }
+        let Some(config) = configure::<Config>(LOG_PREFIX, &env_var) else {
+            return false;
         };
+        let config = Rc::new(config);
         *self.shared.metrics.borrow_mut() = Rc::new(Metrics::define(&config));
         let subsets = config
             .subsets()
@@ -181,15 +169,6 @@ impl RootContext for CanaryRoot {
     }
 }
 
-/// The host's wall clock in nanoseconds since the epoch (0 if unreadable).
-fn now_nanos() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
-        .and_then(|since| u64::try_from(since.as_nanos()).ok())
-        .unwrap_or(0)
-}
-
 struct CanaryStream {
     config: Option<Rc<Config>>,
     shared: Rc<Shared>,
@@ -213,7 +192,7 @@ impl HttpContext for CanaryStream {
         let view = RequestView {
             headers: &headers,
             path,
-            now: now_nanos() / 1_000_000_000,
+            now: now().map(|since| since.as_secs()),
             random,
         };
         let decision = config.decide(&view);
@@ -229,6 +208,12 @@ impl HttpContext for CanaryStream {
         // newer ABIs need this call; hosts without it answer NotFound.
         let _ = hostcalls::call_foreign_function("clear_route_cache", None);
         self.shared.metrics.borrow().record(&decision);
+        if decision.reason == Reason::NoClock {
+            log(
+                LogLevel::Warn,
+                &format!("{LOG_PREFIX}: the host clock failed: default subset, no cookie"),
+            );
+        }
         if let Some(why) = decision.rejected {
             log(
                 LogLevel::Debug,

@@ -43,17 +43,24 @@ macro_rules! refuses {
 }
 
 refuses! {
-    empty_configuration: "" => "config: empty configuration";
-    not_json: "subsets: v1" => "config: expected value";
+    empty_configuration: "" => "subsets: no subsets (give at least one, with weights summing to 100)";
+    not_json: "subsets: v1" => "config: expected a JSON object";
+    an_array: "[]" => "config: expected a JSON object, got an array";
     unknown_field: &format!(r#"{{{TWO}, "stickiness": true}}"#) => "stickiness: unknown field `stickiness`";
     weights_not_summing_to_100: r#"{"subsets": [{"name": "v1", "weight": 80}, {"name": "v2", "weight": 10}]}"# => "subsets: weights sum to 90, not 100";
     duplicate_subset_names: r#"{"subsets": [{"name": "v1", "weight": 50}, {"name": "v1", "weight": 50}]}"# => "subsets[1].name: duplicate subset name \"v1\"";
     weight_out_of_range: r#"{"subsets": [{"name": "v1", "weight": 101}]}"# => "subsets[0].weight: 101 is not a weight (0 to 100)";
-    bad_regex: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"user-agent": {{"regex": "(62"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.user-agent.regex: invalid regex";
+    bad_regex: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"user-agent": {{"regex": "(62"}}}}}}]}}]}}"#) => "rules[0].match[0].headers.user-agent.regex: bad regex";
     rule_for_unknown_subset: &format!(r#"{{{TWO}, "rules": [{{"subset": "v9", "match": [{{"headers": {{"end-user": {{"exact": "tester"}}}}}}]}}]}}"#) => "rules[0].subset: \"v9\" is not one of the subsets (v1, v2)";
     bad_duration: &format!(r#"{{{TWO}, "cookie": {{"maxAge": "one day"}}}}"#) => "cookie.maxAge: cannot parse duration \"one day\"";
     short_signing_key: &format!(r#"{{{TWO}, "cookie": {{"signingKey": {{"inline": "short"}}}}}}"#) => "cookie.signingKey.inline: the key is 5 bytes; at least 32 are needed";
     reserved_route_header: &format!(r#"{{{TWO}, "routeHeader": "cookie"}}"#) => "routeHeader: \"cookie\" cannot be used here";
+    host_prefix_without_secure: &format!(r#"{{{TWO}, "cookie": {{"name": "__Host-cpanel"}}}}"#) => "cookie.secure: the __Host- cookie name prefix needs secure: true (RFC 6265bis; browsers drop the cookie otherwise)";
+    host_prefix_under_a_path: &format!(r#"{{{TWO}, "cookie": {{"name": "__Host-cpanel", "secure": true, "path": "/panel"}}}}"#) => "cookie.path: the __Host- cookie name prefix needs path \"/\", not \"/panel\"";
+    host_prefix_with_a_domain: &format!(r#"{{{TWO}, "cookie": {{"name": "__Host-cpanel", "secure": true, "domain": "airport.example"}}}}"#) => "cookie.domain: the __Host- cookie name prefix forbids a domain";
+    secure_prefix_without_secure: &format!(r#"{{{TWO}, "cookie": {{"name": "__Secure-cpanel"}}}}"#) => "cookie.secure: the __Secure- cookie name prefix needs secure: true";
+    present_is_not_istio: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"x-beta": {{"present": true}}}}}}]}}]}}"#) => "rules[0].match[0].headers.x-beta.present: unknown field `present`, expected one of `exact`, `prefix`, `regex`";
+    istio_authority_is_refused_by_name: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"authority": {{"exact": "a"}}}}]}}]}}"#) => "rules[0].match[0].authority: Istio's authority is not supported by the canary router";
 }
 
 #[test]

@@ -24,7 +24,7 @@ fn scenario(name: &str, v2: u8, extra: &str) -> Scenario {
 fn rules_route_the_tester_to_v2_and_overwrite_the_client_header() {
     let rules = r#", "rules": [
         {"subset": "v2", "match": [{"headers": {"end-user": {"exact": "tester"}}}]},
-        {"subset": "v2", "match": [{"queryParams": {"preview": {"present": true}}}]}
+        {"subset": "v2", "match": [{"queryParams": {"preview": {}}}]}
     ]"#;
     let s = scenario("tester rule", 0, rules)
         .step(

@@ -107,3 +107,40 @@ fn the_first_matching_rule_wins() {
     );
     assert_eq!(routed_to(&tester), "v2");
 }
+
+#[test]
+fn a_pasted_istio_match_means_what_it_means_in_envoy() {
+    // Repeated headers are one value joined with ",", the first query
+    // parameter of a name counts, `{}` checks presence, `withoutHeaders`
+    // inverts (Envoy's evaluation of what istiod writes).
+    let rules = r#", "rules": [
+        {"subset": "v2", "match": [{"headers": {"x-group": {"exact": "beta"}}}]},
+        {"subset": "v2", "match": [{"queryParams": {"track": {"exact": "beta"}}}]},
+        {"subset": "v2", "match": [{"headers": {"x-preview": {}}, "withoutHeaders": {"x-opt-out": {}}}]}
+    ]"#;
+    let (mut harness, worker) = start(&config_json(0, rules));
+    let cases = [
+        (Request::get("/").header("x-group", "beta"), "v2"),
+        (
+            Request::get("/")
+                .header("x-group", "alpha")
+                .header("x-group", "beta"),
+            "v1",
+        ),
+        (Request::get("/?track=beta&track=alpha"), "v2"),
+        (Request::get("/?track=alpha&track=beta"), "v1"),
+        (Request::get("/").header("x-preview", ""), "v2"),
+        (
+            Request::get("/")
+                .header("x-preview", "1")
+                .header("x-opt-out", "1"),
+            "v1",
+        ),
+    ];
+    for (request, expected) in cases {
+        let label = format!("{request:?}");
+        let exchange = send(&mut harness, worker, request);
+        assert_eq!(routed_to(&exchange), expected, "{label}");
+    }
+    assert_eq!(harness.counter("canary_router.rule_matches"), Some(3));
+}

@@ -11,21 +11,23 @@
 //! status, and settles the request: unused retries are refunded, failures
 //! charged. Time comes only from the host's clock.
 //!
-//! What lives here and nowhere else: hostcalls (headers, properties, shared
-//! data, metrics, logs), the scope-to-slot cache, and per-stream tickets.
+//! What lives here and nowhere else: headers, metrics, the scope-to-slot
+//! cache and per-stream tickets; reading the configuration, the clock,
+//! shared data (`HostStore`, `cas_update`) and logs are mesh-policy's
+//! adapter glue.
 //! See the README beside this crate for the configuration and the algorithm.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::UNIX_EPOCH;
 
+use mesh_policy::adapter::{HostStore, configure, log, now_nanos, property};
+use mesh_policy::{SharedStore, cas_update, no_env};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType};
 use retry_budget_filter::{
-    Budget, Config, OVERFLOW_SCOPE, Outcome, Registry, Scope, SharedStore, StoreError, Ticket,
-    Verdict, cas_update, sanitize_scope,
+    Budget, Config, OVERFLOW_SCOPE, Outcome, Registry, Scope, Ticket, Verdict, sanitize_scope,
 };
 
 proxy_wasm::main! {{
@@ -51,36 +53,6 @@ const ATTEMPT_COUNT: &str = "x-envoy-attempt-count";
 /// An upstream response with this header is never retried by Envoy (unless
 /// the caller retries on `envoy-ratelimited`).
 const RATELIMITED: &str = "x-envoy-ratelimited";
-
-fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
-}
-
-/// The host's wall clock, in nanoseconds since the epoch.
-fn now_nanos() -> u64 {
-    hostcalls::get_current_time()
-        .ok()
-        .and_then(|now| now.duration_since(UNIX_EPOCH).ok())
-        .and_then(|since| u64::try_from(since.as_nanos()).ok())
-        .unwrap_or(0)
-}
-
-/// Shared data through hostcalls.
-struct HostStore;
-
-impl SharedStore for HostStore {
-    fn get(&mut self, key: &str) -> Result<(Option<Vec<u8>>, Option<u32>), StoreError> {
-        hostcalls::get_shared_data(key).map_err(|s| StoreError::Host(format!("{s:?}")))
-    }
-
-    fn set(&mut self, key: &str, value: &[u8], cas: Option<u32>) -> Result<(), StoreError> {
-        match hostcalls::set_shared_data(key, Some(value), cas) {
-            Ok(()) => Ok(()),
-            Err(Status::CasMismatch) => Err(StoreError::CasMismatch),
-            Err(s) => Err(StoreError::Host(format!("{s:?}"))),
-        }
-    }
-}
 
 fn define(kind: MetricType, name: &str) -> Option<u32> {
     hostcalls::define_metric(kind, name).ok()
@@ -146,6 +118,7 @@ struct Shared {
     metrics: RefCell<HashMap<usize, Rc<ScopeMetrics>>>,
     shared_data_errors: Cell<Option<u32>>,
     warned_no_attempt_count: Cell<bool>,
+    warned_no_clock: Cell<bool>,
 }
 
 impl Shared {
@@ -162,6 +135,20 @@ impl Shared {
     /// budgets apart instead of resetting each other's.
     fn slot_key(&self, slot: usize) -> String {
         format!("{}state.{slot}", self.prefix.borrow())
+    }
+
+    /// The host's clock; `None` (logged once per VM) when the host fails:
+    /// a budget cannot be decided without it, so the request gets no
+    /// retries, the safe side.
+    fn now(&self) -> Option<u64> {
+        let now = now_nanos();
+        if now.is_none() && !self.warned_no_clock.replace(true) {
+            log(
+                LogLevel::Warn,
+                "retry-budget: the host clock is unavailable; requests get no retries while it is",
+            );
+        }
+        now
     }
 
     /// Counts a shared-data failure and logs it; the request goes on
@@ -237,10 +224,10 @@ impl Shared {
         let mut keys = vec![(self.registry_key(), Vec::new())];
         keys.extend((0..=slots).map(|slot| (self.slot_key(slot), fresh.clone())));
         for (key, value) in keys {
-            if let Ok((None, _)) = hostcalls::get_shared_data(&key)
-                && let Err(status) = hostcalls::set_shared_data(&key, Some(&value), None)
+            if let Ok((None, _)) = HostStore.get(&key)
+                && let Err(e) = HostStore.set(&key, &value, None)
             {
-                self.shared_data_failed("create the budgets", &format!("{status:?}"));
+                self.shared_data_failed("create the budgets", &e);
                 return;
             }
         }
@@ -255,20 +242,11 @@ impl Context for RetryBudgetRoot {}
 
 impl RootContext for RetryBudgetRoot {
     fn on_configure(&mut self, _size: usize) -> bool {
-        let raw = self.get_plugin_configuration().unwrap_or_default();
-        let config = match Config::parse(&raw) {
-            Ok(config) => config,
-            Err(e) => {
-                log(
-                    LogLevel::Error,
-                    &format!("retry-budget: invalid configuration: {e}"),
-                );
-                return false;
-            }
+        let Some(config) = configure::<Config>("retry-budget", &no_env) else {
+            return false;
         };
-        let root_id = self
-            .get_property(vec!["plugin_root_id"])
-            .map(|id| sanitize_scope(&String::from_utf8_lossy(&id)))
+        let root_id = property(vec!["plugin_root_id"])
+            .map(|id| sanitize_scope(&id))
             .filter(|id| id != OVERFLOW_SCOPE)
             .map(|id| format!("{id}."))
             .unwrap_or_default();
@@ -378,7 +356,8 @@ impl RetryBudgetStream {
     fn settle(&mut self, outcome: Outcome) -> Option<(Pending, u32)> {
         let pending = self.pending.take()?;
         let config = self.shared.config();
-        let now = now_nanos();
+        // Without a clock the reservation stays until it ages out.
+        let now = self.shared.now()?;
         let key = self.shared.slot_key(pending.slot);
         let settled = cas_update(&mut HostStore, &key, CAS_ATTEMPTS, |state| {
             let settled = config.budget.settle(state, now, pending.ticket, outcome);
@@ -412,7 +391,11 @@ impl HttpContext for RetryBudgetStream {
         let config = self.shared.config();
         let slot = self.shared.slot(self.scope_name(&config.scope), &config);
         let metrics = self.shared.metrics(slot, &config);
-        let now = now_nanos();
+        let Some(now) = self.shared.now() else {
+            add(metrics.requests, 1);
+            self.set_retry_headers(&config, 0);
+            return Action::Continue;
+        };
         let key = self.shared.slot_key(slot);
         let admitted = cas_update(&mut HostStore, &key, CAS_ATTEMPTS, |state| {
             let admission = config.budget.admit(state, now, config.attempts);

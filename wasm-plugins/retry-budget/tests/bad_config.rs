@@ -14,10 +14,10 @@ fn each_refusal_is_one_line_naming_the_field() {
             r#"{"budget": {"retryRatio": 1000.5}}"#,
             "budget.retryRatio: 1000.5 is not between 0 and 1000",
         ),
-        ("[]", "config: a JSON array is not a configuration"),
+        ("[]", "config: expected a JSON object, got an array"),
         (
             r#"{"budget": [0.2, 10, "10s"]}"#,
-            "budget: a JSON array is not accepted here",
+            "budget: invalid type: sequence, expected a JSON object",
         ),
         (
             r#"{"tokenBucket": {"maxTokens": 10, "tokenRatio": 0.0005}}"#,
