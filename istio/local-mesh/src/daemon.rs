@@ -34,7 +34,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use envoy_rig::{Bootstrap, Cluster, Listener, Route, RouteAction, RouteMatch, VirtualHost};
-use local_mesh::{GATEWAY, Workload, translate};
+use local_mesh::{GATEWAY, ListenerClass, Workload, istio_connection_manager, translate};
 use regex::Regex;
 use serde_json::{Value, json};
 
@@ -93,6 +93,46 @@ pub fn free_port() -> Result<u16, String> {
         .and_then(|l| l.local_addr())
         .map(|a| a.port())
         .map_err(|e| format!("cannot find a free loopback port: {e}"))
+}
+
+/// The loopback ports the daemon has handed out (Service listeners, pods
+/// and their sidecars' inbound listeners, the gateway): a port is free to the
+/// kernel from the moment [`free_port`] releases it until its process or
+/// Envoy binds it, so the kernel may offer it again in between (20 pods
+/// started by one `apply` made it happen). A port handed out is never
+/// handed out again until its pod is gone.
+#[derive(Debug, Default)]
+struct Ports {
+    taken: BTreeSet<u16>,
+}
+
+impl Ports {
+    fn allocate(&mut self) -> Result<u16, String> {
+        self.allocate_from(free_port)
+    }
+
+    /// A port of `offered` (the kernel's free ports) not handed out yet.
+    fn allocate_from(
+        &mut self,
+        mut offered: impl FnMut() -> Result<u16, String>,
+    ) -> Result<u16, String> {
+        // The kernel picks among tens of thousands of ports; a handful of
+        // tries always finds one not handed out.
+        for _ in 0..64 {
+            let port = offered()?;
+            if self.taken.insert(port) {
+                return Ok(port);
+            }
+        }
+        Err(format!(
+            "no free loopback port the local mesh has not handed out already ({} taken)",
+            self.taken.len()
+        ))
+    }
+
+    fn release(&mut self, port: u16) {
+        self.taken.remove(&port);
+    }
 }
 
 /// Whether `GET path` on a loopback port answers 2xx within `timeout`.
@@ -179,8 +219,9 @@ struct Pod {
     restart_at: Option<Instant>,
 }
 
-/// Envoy's clusters and listeners, and a line per plugin.
-type Rendered = (Vec<Value>, Vec<Value>, Vec<String>);
+/// Envoy's clusters and listeners, a line per plugin, and the translator's
+/// warnings.
+type Rendered = (Vec<Value>, Vec<Value>, Vec<String>, Vec<String>);
 
 /// A ready pod, as routing sees it.
 #[derive(Debug, Clone)]
@@ -250,9 +291,11 @@ struct Daemon {
     options: UpOptions,
     store: Vec<Document>,
     pods: Vec<Pod>,
-    /// Each Service's Envoy listener port, fixed for the daemon's life so
-    /// the URLs handed to pods stay valid.
+    /// Each Service's Envoy listener port (by `name.namespace`), fixed for
+    /// the daemon's life so the URLs handed to pods stay valid.
     service_ports: BTreeMap<String, u16>,
+    /// Every port handed out, so none is handed out twice.
+    ports: Ports,
     envoy: MeshEnvoy,
     /// Values of `vmConfig.env` entries with `valueFrom: HOST`, kept for the
     /// daemon's life (a canary's cookie key must not change on re-apply).
@@ -347,6 +390,9 @@ pub fn run(options: UpOptions) -> Result<(), String> {
         store: Vec::new(),
         pods: Vec::new(),
         service_ports: BTreeMap::new(),
+        ports: Ports {
+            taken: BTreeSet::from([options.gateway_port]),
+        },
         envoy,
         host_env: BTreeMap::new(),
         pod_counter: 0,
@@ -572,11 +618,14 @@ impl Daemon {
         for deployment in &model.deployments {
             launches.insert(deployment.name.clone(), self.launch(deployment, &model)?);
         }
-        self.render(&store, &model, &launches, None)?;
+        let (_, _, _, warnings) = self.render(&store, &model, &launches, None)?;
 
         self.store = store;
         for line in lines {
             reply.line(line);
+        }
+        for warning in warnings {
+            reply.line(format!("warning: {warning}"));
         }
         self.reconcile(&model, &launches, reply)
     }
@@ -609,9 +658,9 @@ impl Daemon {
         args.extend(container.args.iter().cloned());
 
         for service in &model.services {
-            if !self.service_ports.contains_key(&service.name) {
-                let port = free_port()?;
-                self.service_ports.insert(service.name.clone(), port);
+            if !self.service_ports.contains_key(&service.key()) {
+                let port = self.ports.allocate()?;
+                self.service_ports.insert(service.key(), port);
             }
         }
         let mut calls = BTreeSet::new();
@@ -731,6 +780,7 @@ impl Daemon {
                         .filter(|s| s.namespace == pod.namespace && s.selects(&pod.labels))
                         .map(|s| Workload {
                             service: s.name.clone(),
+                            namespace: s.namespace.clone(),
                             version: pod.labels.get("version").cloned().unwrap_or_default(),
                             // Callers reach the pod through its sidecar's inbound side.
                             port: pod.inbound_port,
@@ -747,6 +797,7 @@ impl Daemon {
                         .filter(|s| s.namespace == d.namespace && s.selects(&d.labels))
                         .map(|s| Workload {
                             service: s.name.clone(),
+                            namespace: s.namespace.clone(),
                             version: d.labels.get("version").cloned().unwrap_or_default(),
                             port: 9,
                         })
@@ -804,10 +855,10 @@ impl Daemon {
         let ports: BTreeMap<String, u16> = self
             .service_ports
             .iter()
-            .filter(|(name, _)| model.services.iter().any(|s| &s.name == *name))
+            .filter(|(key, _)| model.services.iter().any(|s| s.key() == **key))
             .map(|(name, port)| (name.clone(), *port))
             .collect();
-        let (bootstrap, listeners) = translate(
+        let translation = translate(
             &routing,
             &workloads,
             self.options.gateway_port,
@@ -815,8 +866,8 @@ impl Daemon {
             &placement.outbound,
         )
         .map_err(|e| e.to_string())?;
-        self.gateway_listening = listeners.gateway.is_some();
-        let (mut clusters, mut listeners) = xds::split_bootstrap(&bootstrap.to_json());
+        self.gateway_listening = translation.listeners.gateway.is_some();
+        let (mut clusters, mut listeners) = translation.resources();
         // Each pod's sidecar, inbound side: its own listener in front of the
         // process, where SERVER-mode plugins run (as they do in the pod's
         // istio-proxy), so they see every caller, the gateway included.
@@ -840,10 +891,13 @@ impl Daemon {
                 .listener(listener)
                 .cluster(Cluster::new(cluster, pod.port));
         }
-        let (inbound_clusters, inbound_listeners) = xds::split_bootstrap(&inbound.to_json());
+        let (inbound_clusters, mut inbound_listeners) = xds::split_bootstrap(&inbound.to_json());
+        for listener in &mut inbound_listeners {
+            istio_connection_manager(listener, ListenerClass::SidecarInbound);
+        }
         clusters.extend(inbound_clusters);
         listeners.extend(inbound_listeners);
-        Ok((clusters, listeners, placement.summary))
+        Ok((clusters, listeners, placement.summary, translation.warnings))
     }
 
     /// The pods Envoy routes to: ready, and not in `leaving`.
@@ -871,7 +925,8 @@ impl Daemon {
     ) -> Result<(), String> {
         let store = self.store.clone();
         let live = self.live(leaving);
-        let (clusters, listeners, summary) = self.render(&store, model, launches, Some(&live))?;
+        let (clusters, listeners, summary, _) =
+            self.render(&store, model, launches, Some(&live))?;
         if self.pushed.as_ref() == Some(&(clusters.clone(), listeners.clone())) {
             return Ok(());
         }
@@ -1011,7 +1066,8 @@ impl Daemon {
         let state = &self.options.state_dir;
         let dir = state.join("pods").join(&name);
         let log = state.join("logs").join(format!("{name}.log"));
-        let port = free_port()?;
+        let port = self.ports.allocate()?;
+        let inbound_port = self.ports.allocate()?;
         let mut pod = Pod {
             name,
             deployment: deployment.name.clone(),
@@ -1020,7 +1076,7 @@ impl Daemon {
             fingerprint: fingerprint.to_string(),
             launch,
             port,
-            inbound_port: free_port()?,
+            inbound_port,
             dir,
             log,
             child: None,
@@ -1105,6 +1161,8 @@ impl Daemon {
             .collect();
         process::stop_all(&mut children, STOP_GRACE);
         for pod in &leaving {
+            self.ports.release(pod.port);
+            self.ports.release(pod.inbound_port);
             reply.line(format!("pod/{} stopped", pod.name));
             let _ = std::fs::remove_dir_all(&pod.dir);
         }
@@ -1199,9 +1257,13 @@ impl Daemon {
             .iter()
             .filter(|d| d.value["kind"] == "Service")
             .filter_map(|d| {
-                let name = d.value["metadata"]["name"].as_str()?;
-                let port = self.service_ports.get(name)?;
-                Some(json!({"name": name, "mesh_url": format!("http://127.0.0.1:{port}")}))
+                let (_, namespace, name) = kube::key_of(&d.value);
+                let port = self.service_ports.get(&format!("{name}.{namespace}"))?;
+                Some(json!({
+                    "name": name,
+                    "namespace": namespace,
+                    "mesh_url": format!("http://127.0.0.1:{port}"),
+                }))
             })
             .collect();
         let resources: Vec<String> = self
@@ -1348,9 +1410,9 @@ fn point_at_mesh(
                     && s.namespace == ns
                     && s.ports.iter().any(|(p, _)| Some(*p) == port)
             });
-            match found.and_then(|s| mesh_ports.get(&s.name).map(|p| (s, p))) {
+            match found.and_then(|s| mesh_ports.get(&s.key()).map(|p| (s, p))) {
                 Some((service, mesh_port)) => {
-                    calls.insert(service.name.clone());
+                    calls.insert(service.key());
                     format!("{lead}127.0.0.1:{mesh_port}")
                 }
                 None => caps[0].to_string(),
@@ -1425,12 +1487,26 @@ mod tests {
             },
         ];
         let ports = BTreeMap::from([
-            ("collector".to_string(), 4001),
-            ("section-1".to_string(), 4002),
+            ("collector.airport".to_string(), 4001),
+            ("section-1.airport".to_string(), 4002),
         ]);
         let mut calls = BTreeSet::new();
         let out = point_at_mesh(text, "airport", &services, &ports, &mut calls);
         (out, calls)
+    }
+
+    #[test]
+    fn a_port_offered_again_is_not_handed_out_twice() {
+        // The kernel offers a port again while its first taker has not
+        // bound it yet: the second taker gets the next one.
+        let mut offers = [40000, 40000, 40000, 40001, 40000].into_iter();
+        let mut next = || offers.next().ok_or_else(|| "no more".to_string());
+        let mut ports = Ports::default();
+        assert_eq!(ports.allocate_from(&mut next), Ok(40000));
+        assert_eq!(ports.allocate_from(&mut next), Ok(40001));
+        // Released with its pod, it may be handed out again.
+        ports.release(40000);
+        assert_eq!(ports.allocate_from(&mut next), Ok(40000));
     }
 
     #[test]
@@ -1456,7 +1532,7 @@ mod tests {
         );
         assert_eq!(
             rewrite(r#"{"url": "http://section-1.airport:8080"}"#).1,
-            BTreeSet::from(["section-1".to_string()])
+            BTreeSet::from(["section-1.airport".to_string()])
         );
     }
 

@@ -192,6 +192,11 @@ pub struct Service {
 }
 
 impl Service {
+    /// `name.namespace`: how the translator keys a Service.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
+
     /// Whether the Service selects a pod with `labels`.
     pub fn selects(&self, labels: &BTreeMap<String, String>) -> bool {
         !self.selector.is_empty() && self.selector.iter().all(|(k, v)| labels.get(k) == Some(v))

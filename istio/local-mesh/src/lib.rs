@@ -13,6 +13,16 @@
 //! detection. A host with no VirtualService gets Istio's default: every
 //! endpoint of the service, round robin, and Istio's default retries.
 
-mod translate;
+//!
+//! [`xds::MeshEnvoy`] runs that configuration in one real Envoy fed from
+//! files, as the daemon does; the tests run the translator's output the
+//! same way.
 
-pub use translate::{GATEWAY, Listeners, MeshError, Workload, translate};
+pub mod process;
+mod translate;
+pub mod xds;
+
+pub use translate::{
+    GATEWAY, ListenerClass, Listeners, MeshError, Translation, Workload, fqdn,
+    istio_connection_manager, resolve, translate,
+};

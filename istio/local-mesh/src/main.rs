@@ -14,8 +14,8 @@ mod control;
 mod daemon;
 mod kube;
 mod plugins;
-mod process;
-mod xds;
+
+use local_mesh::{process, xds};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitCode, Stdio};

@@ -9,7 +9,9 @@
 //! refused with the field's path, never dropped.
 
 mod clusters;
+mod hosts;
 mod model;
+mod proxy;
 mod routes;
 mod supported;
 mod values;
@@ -20,16 +22,54 @@ use envoy_rig::{Bootstrap, HttpFilter, Listener, Route, VirtualHost};
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
+use hosts::{DEFAULT_NAMESPACE, ServiceKey};
+pub use hosts::{fqdn, resolve};
 use model::{Destination, DestinationRuleSpec, GatewaySpec, TrafficPolicy, VirtualServiceSpec};
+pub use proxy::{ListenerClass, istio_connection_manager};
 
 /// A process serving one version of a service on loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Workload {
     /// The Kubernetes Service name (`image-analysis`).
     pub service: String,
+    /// The Service's namespace (`airport`).
+    pub namespace: String,
     /// The `version` label (`v1`).
     pub version: String,
     pub port: u16,
+}
+
+impl Workload {
+    /// The key of its Service in [`translate`]'s maps and [`Listeners`]:
+    /// `name.namespace` (neither may hold a dot in Kubernetes).
+    pub fn service_key(&self) -> String {
+        ServiceKey::new(&self.service, &self.namespace).to_string()
+    }
+}
+
+/// The translator's output: Envoy's bootstrap (`static_resources` with the
+/// listeners and clusters, as `envoy -c` reads it), the listeners' names,
+/// and warnings about resources that were taken but do nothing (a
+/// VirtualService for a host that is no Service), as `kubectl apply` of
+/// such a resource would succeed in a cluster and change nothing there.
+#[derive(Debug, Clone)]
+pub struct Translation {
+    pub bootstrap: Value,
+    pub listeners: Listeners,
+    pub warnings: Vec<String>,
+}
+
+impl Translation {
+    /// The clusters and the listeners of the bootstrap.
+    pub fn resources(&self) -> (Vec<Value>, Vec<Value>) {
+        let list = |key: &str| {
+            self.bootstrap["static_resources"][key]
+                .as_array()
+                .cloned()
+                .unwrap_or_default()
+        };
+        (list("clusters"), list("listeners"))
+    }
 }
 
 /// What went wrong translating the manifests. Every message starts with the
@@ -47,8 +87,14 @@ pub enum MeshError {
         host: String,
         subset: String,
     },
-    #[error("{resource}: destination {host} has no running workload")]
-    NoWorkload { resource: String, host: String },
+    /// A destination that is no Service of the mesh.
+    #[error("{resource}: {path}.host: {host} is no Service of the mesh ({why})")]
+    UnknownHost {
+        resource: String,
+        path: String,
+        host: String,
+        why: String,
+    },
     /// A value that is wrong whatever runs it (a bad duration, a route
     /// without a destination, two rules for one host...).
     #[error("{resource}: {message}")]
@@ -56,11 +102,11 @@ pub enum MeshError {
 }
 
 /// Listener names of the translated bootstrap: the gateway's and one per
-/// service host.
+/// service.
 #[derive(Debug, Clone, Default)]
 pub struct Listeners {
     pub gateway: Option<String>,
-    /// Service host → listener name.
+    /// Service key (`name.namespace`, [`Workload::service_key`]) → listener name.
     pub services: BTreeMap<String, String>,
 }
 
@@ -69,11 +115,6 @@ pub const GATEWAY: &str = "gateway";
 
 /// The Istio gateway name a VirtualService binds to for sidecars.
 const MESH_GATEWAY: &str = "mesh";
-
-/// The short service name of a host: `image-analysis.airport.svc.cluster.local` → `image-analysis`.
-fn short_host(host: &str) -> &str {
-    host.split('.').next().unwrap_or(host)
-}
 
 fn name_of(doc: &Value) -> String {
     format!(
@@ -110,75 +151,84 @@ struct Rule {
     spec: DestinationRuleSpec,
 }
 
-/// What routes need to know about the mesh: which services exist, their
-/// subsets, and how their destination rules hash.
+/// What routes need to know about the mesh: which services exist (by FQDN),
+/// their subsets, and how their destination rules hash.
 pub(crate) struct Index {
-    services: BTreeSet<String>,
-    subsets: BTreeSet<(String, String)>,
+    services: BTreeMap<String, ServiceKey>,
+    subsets: BTreeSet<(ServiceKey, String)>,
     /// (service, subset or none) → the route hash policy of its consistent hash.
-    hashes: BTreeMap<(String, Option<String>), Value>,
+    hashes: BTreeMap<(ServiceKey, Option<String>), Value>,
     /// Ports of the Kubernetes Services among the documents.
-    service_ports: BTreeMap<String, Vec<u32>>,
+    service_ports: BTreeMap<ServiceKey, Vec<u32>>,
 }
 
 impl Index {
-    /// The cluster a destination goes to; refuses hosts without workloads
-    /// and subsets no DestinationRule defines.
+    /// The Service `host` stands for in a resource of `namespace`, if any.
+    fn service(&self, host: &str, namespace: &str) -> Option<&ServiceKey> {
+        self.services.get(&resolve(host, namespace))
+    }
+
+    /// The cluster a destination of a resource in `namespace` goes to;
+    /// refuses hosts that are no Service of the mesh and subsets no
+    /// DestinationRule defines.
     pub(crate) fn cluster_for(
         &self,
         resource: &str,
+        namespace: &str,
         path: &str,
         destination: &Destination,
     ) -> Result<String, MeshError> {
-        let host = short_host(&destination.host);
-        if host.is_empty() {
+        if destination.host.is_empty() {
             return Err(MeshError::Invalid {
                 resource: resource.to_string(),
                 message: format!("{path}.host is required"),
             });
         }
-        if !self.services.contains(host) {
-            return Err(MeshError::NoWorkload {
+        let Some(service) = self.service(&destination.host, namespace) else {
+            return Err(MeshError::UnknownHost {
                 resource: resource.to_string(),
-                host: host.to_string(),
+                path: path.to_string(),
+                host: destination.host.clone(),
+                why: hosts::no_service_hint(&destination.host, namespace),
             });
-        }
+        };
         if let Some(number) = destination.port.as_ref().and_then(|p| p.number)
-            && let Some(ports) = self.service_ports.get(host)
+            && let Some(ports) = self.service_ports.get(service)
             && !ports.contains(&number)
         {
             return Err(MeshError::Invalid {
                 resource: resource.to_string(),
                 message: format!(
-                    "{path}.port.number: Service {host} has no port {number} (its ports: {ports:?})"
+                    "{path}.port.number: Service {service} has no port {number} (its ports: {ports:?})"
                 ),
             });
         }
         match &destination.subset {
-            Some(subset) if self.subsets.contains(&(host.to_string(), subset.clone())) => {
-                Ok(cluster_name(host, Some(subset)))
+            Some(subset) if self.subsets.contains(&(service.clone(), subset.clone())) => {
+                Ok(cluster_name(service, Some(subset)))
             }
             Some(subset) => Err(MeshError::UnknownSubset {
                 resource: resource.to_string(),
-                host: host.to_string(),
+                host: destination.host.clone(),
                 subset: subset.clone(),
             }),
-            None => Ok(cluster_name(host, None)),
+            None => Ok(cluster_name(service, None)),
         }
     }
 
     /// The hash policy of the consistent-hash load balancer the destination's
     /// rule (or its subset) asks for, if any.
-    pub(crate) fn hash_policy(&self, destination: &Destination) -> Option<Value> {
-        let host = short_host(&destination.host).to_string();
+    pub(crate) fn hash_policy(&self, destination: &Destination, namespace: &str) -> Option<Value> {
+        let service = self.service(&destination.host, namespace)?.clone();
         self.hashes
-            .get(&(host.clone(), destination.subset.clone()))
-            .or_else(|| self.hashes.get(&(host, None)))
+            .get(&(service.clone(), destination.subset.clone()))
+            .or_else(|| self.hashes.get(&(service, None)))
             .cloned()
     }
 }
 
-fn cluster_name(service: &str, subset: Option<&str>) -> String {
+/// `outbound|name.namespace` and `outbound|name.namespace|subset`.
+fn cluster_name(service: &ServiceKey, subset: Option<&str>) -> String {
     match subset {
         Some(subset) => format!("outbound|{service}|{subset}"),
         None => format!("outbound|{service}"),
@@ -248,22 +298,24 @@ fn domains(host: &str) -> Vec<String> {
 /// Translates `documents` (any mix of kinds; Kubernetes Services declare
 /// services, other non-Istio kinds are ignored) for `workloads`.
 /// `gateway_port` fixes the gateway listener's port (0 picks a free one);
-/// `service_ports` fixes the per-host listeners' ports (missing hosts get a
-/// free one); `plugins` (Wasm filters) run before the fault filter and the
-/// router on the listener of the service they are keyed by, or on the
-/// gateway's under the key [`GATEWAY`].
+/// `service_ports` fixes the per-Service listeners' ports (missing ones get
+/// a free one); `plugins` (Wasm filters) run before the fault filter and the
+/// router on the listener of the Service they are keyed by, or on the
+/// gateway's under the key [`GATEWAY`]. Services are keyed `name.namespace`
+/// ([`Workload::service_key`]) in `service_ports`, `plugins` and the result.
 ///
 /// Every service with a workload, or with a Kubernetes `Service` among the
 /// documents, is part of the mesh: a destination there with no ready
 /// workload gets a cluster without endpoints (Envoy answers 503, as a
-/// cluster does for a Service with no ready pods).
+/// cluster does for a Service with no ready pods). Hosts resolve as istiod
+/// resolves them ([`resolve`]), in each resource's namespace.
 pub fn translate(
     documents: &[Value],
     workloads: &[Workload],
     gateway_port: u16,
     service_ports: &BTreeMap<String, u16>,
     plugins: &BTreeMap<String, Vec<HttpFilter>>,
-) -> Result<(Bootstrap, Listeners), MeshError> {
+) -> Result<Translation, MeshError> {
     // As `kubectl apply` leaves a cluster: a later document with the same
     // kind, namespace and name replaces the earlier one, in its place.
     let key = |d: &Value| {
@@ -281,12 +333,17 @@ pub fn translate(
         }
     }
 
-    let mut rules: BTreeMap<String, Rule> = BTreeMap::new();
-    let mut virtual_services: Vec<(String, Option<String>, VirtualServiceSpec)> = Vec::new();
-    let mut gateways: Vec<(String, Option<String>, String, GatewaySpec)> = Vec::new();
-    let mut declared: BTreeMap<String, Vec<u32>> = BTreeMap::new();
+    let mut warnings = Vec::new();
+    let mut rules: Vec<(String, String, DestinationRuleSpec)> = Vec::new();
+    let mut virtual_services: Vec<(String, String, VirtualServiceSpec)> = Vec::new();
+    let mut gateways: Vec<(String, String, String, GatewaySpec)> = Vec::new();
+    let mut declared: BTreeMap<ServiceKey, Vec<u32>> = BTreeMap::new();
     for doc in &latest {
         let resource = name_of(doc);
+        let namespace = doc["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or(DEFAULT_NAMESPACE)
+            .to_string();
         if !istio_manifests::is_istio(doc) {
             if doc["kind"] == "Service" && doc["apiVersion"] == "v1" {
                 let name = doc["metadata"]["name"].as_str().unwrap_or_default();
@@ -297,32 +354,21 @@ pub fn translate(
                     .filter_map(|p| p["port"].as_u64())
                     .filter_map(|p| u32::try_from(p).ok())
                     .collect();
-                declared.insert(name.to_string(), ports);
+                declared.insert(ServiceKey::new(name, &namespace), ports);
             }
             continue;
         }
         supported::check(doc, &resource)?;
-        let namespace = doc["metadata"]["namespace"].as_str().map(str::to_string);
         match doc["kind"].as_str() {
             Some("DestinationRule") => {
                 let spec: DestinationRuleSpec = spec_of(doc, &resource)?;
-                let host = short_host(&spec.host).to_string();
-                if host.is_empty() {
+                if spec.host.is_empty() {
                     return Err(MeshError::Invalid {
                         resource,
                         message: "spec.host is required".to_string(),
                     });
                 }
-                if let Some(other) = rules.get(&host) {
-                    return Err(MeshError::Invalid {
-                        resource,
-                        message: format!(
-                            "spec.host: {} already has {}; the local mesh takes one DestinationRule per host",
-                            spec.host, other.resource
-                        ),
-                    });
-                }
-                rules.insert(host, Rule { resource, spec });
+                rules.push((resource, namespace, spec));
             }
             Some("VirtualService") => {
                 let spec: VirtualServiceSpec = spec_of(doc, &resource)?;
@@ -341,26 +387,62 @@ pub fn translate(
         }
     }
 
-    let mut services: BTreeSet<String> = workloads.iter().map(|w| w.service.clone()).collect();
+    let mut services: BTreeSet<ServiceKey> = workloads
+        .iter()
+        .map(|w| ServiceKey::new(&w.service, &w.namespace))
+        .collect();
     services.extend(declared.keys().cloned());
+    let by_fqdn: BTreeMap<String, ServiceKey> =
+        services.iter().map(|s| (s.fqdn(), s.clone())).collect();
+
+    // Each rule applies to the Service its host resolves to; one for a host
+    // that is no Service does nothing, as in a cluster.
+    let mut rule_of: BTreeMap<ServiceKey, Rule> = BTreeMap::new();
+    for (resource, namespace, spec) in rules {
+        let Some(service) = by_fqdn.get(&resolve(&spec.host, &namespace)) else {
+            warnings.push(format!(
+                "{resource}: spec.host {} is no Service of the mesh ({}): the rule applies to nothing",
+                spec.host,
+                hosts::no_service_hint(&spec.host, &namespace)
+            ));
+            continue;
+        };
+        if let Some(other) = rule_of.get(service) {
+            return Err(MeshError::Invalid {
+                resource,
+                message: format!(
+                    "spec.host: {} already has {}; the local mesh takes one DestinationRule per host",
+                    spec.host, other.resource
+                ),
+            });
+        }
+        rule_of.insert(service.clone(), Rule { resource, spec });
+    }
 
     // Clusters: one per service (all its endpoints) and one per subset.
     let mut bootstrap = Bootstrap::new();
     let mut subsets = BTreeSet::new();
     let mut hashes = BTreeMap::new();
-    for service in &services {
-        let ports: Vec<u16> = workloads
+    fn workloads_of<'a>(
+        workloads: &'a [Workload],
+        service: &'a ServiceKey,
+    ) -> impl Iterator<Item = &'a Workload> {
+        workloads
             .iter()
-            .filter(|w| w.service == *service)
-            .map(|w| w.port)
-            .collect();
-        let rule = rules.get(service);
+            .filter(move |w| w.service == service.name && w.namespace == service.namespace)
+    }
+    for service in &services {
+        let ports: Vec<u16> = workloads_of(workloads, service).map(|w| w.port).collect();
+        let rule = rule_of.get(service);
         let (policy, resource) = match rule {
             Some(rule) => (
                 rule.spec.traffic_policy.clone().unwrap_or_default(),
                 rule.resource.clone(),
             ),
-            None => (TrafficPolicy::default(), format!("Service/{service}")),
+            None => (
+                TrafficPolicy::default(),
+                format!("Service/{}", service.name),
+            ),
         };
         bootstrap = bootstrap.raw_cluster(clusters::cluster(
             &cluster_name(service, None),
@@ -410,9 +492,8 @@ pub fn translate(
                     message: format!("{path}.name: subset {} is defined twice", subset.name),
                 });
             }
-            let ports: Vec<u16> = workloads
-                .iter()
-                .filter(|w| w.service == *service && labels_match(&subset.labels, w))
+            let ports: Vec<u16> = workloads_of(workloads, service)
+                .filter(|w| labels_match(&subset.labels, w))
                 .map(|w| w.port)
                 .collect();
             let merged = policy.overridden_by(subset.traffic_policy.as_ref());
@@ -440,7 +521,7 @@ pub fn translate(
         }
     }
     let index = Index {
-        services: services.clone(),
+        services: by_fqdn,
         subsets,
         hashes,
         service_ports: declared,
@@ -459,20 +540,17 @@ pub fn translate(
     };
 
     // Which gateways each VirtualService is bound to.
-    let gateway_of = |reference: &str, vs_namespace: Option<&str>| {
+    let gateway_of = |reference: &str, vs_namespace: &str| {
         let (namespace, name) = match reference.split_once('/') {
-            Some((namespace, name)) => (Some(namespace), name),
+            Some((namespace, name)) => (namespace, name),
             None => (vs_namespace, reference),
         };
-        gateways.iter().position(|(_, gw_namespace, gw_name, _)| {
-            gw_name == name
-                && match (namespace, gw_namespace.as_deref()) {
-                    (Some(wanted), Some(actual)) => wanted == actual,
-                    _ => true,
-                }
-        })
+        gateways
+            .iter()
+            .position(|(_, gw_namespace, gw_name, _)| gw_name == name && gw_namespace == namespace)
     };
-    let mut mesh_bound: Vec<usize> = Vec::new();
+    // The sidecar VirtualServices of each service.
+    let mut mesh_bound: BTreeMap<ServiceKey, Vec<usize>> = BTreeMap::new();
     let mut gateway_bound: Vec<(usize, Vec<usize>)> = Vec::new();
     for (i, (resource, namespace, spec)) in virtual_services.iter().enumerate() {
         let mut bound = Vec::new();
@@ -482,7 +560,7 @@ pub fn translate(
                 to_mesh = true;
                 continue;
             }
-            match gateway_of(reference, namespace.as_deref()) {
+            match gateway_of(reference, namespace) {
                 Some(gateway) => bound.push(gateway),
                 None => {
                     return Err(MeshError::Invalid {
@@ -509,7 +587,20 @@ pub fn translate(
                     ),
                 });
             }
-            mesh_bound.push(i);
+            for (h, host) in spec.hosts.iter().enumerate() {
+                match index.service(host, namespace) {
+                    Some(service) => {
+                        let list = mesh_bound.entry(service.clone()).or_default();
+                        if !list.contains(&i) {
+                            list.push(i);
+                        }
+                    }
+                    None => warnings.push(format!(
+                        "{resource}: spec.hosts[{h}] {host} is no Service of the mesh ({}): inert for sidecars, as in a cluster without a ServiceEntry for it",
+                        hosts::no_service_hint(host, namespace)
+                    )),
+                }
+            }
         }
         if !bound.is_empty() {
             gateway_bound.push((i, bound));
@@ -518,18 +609,9 @@ pub fn translate(
 
     // One listener per service: what its callers' sidecars do for its host.
     let mut listeners = Listeners::default();
+    let mut rendered = Vec::new();
     for service in &services {
-        let bound: Vec<usize> = mesh_bound
-            .iter()
-            .copied()
-            .filter(|i| {
-                virtual_services[*i]
-                    .2
-                    .hosts
-                    .iter()
-                    .any(|h| short_host(h) == service)
-            })
-            .collect();
+        let bound = mesh_bound.get(service).cloned().unwrap_or_default();
         if bound.len() > 1 {
             let names: Vec<&str> = bound
                 .iter()
@@ -538,38 +620,46 @@ pub fn translate(
             return Err(MeshError::Invalid {
                 resource: names[1].to_string(),
                 message: format!(
-                    "spec.hosts: {service} already has {}; Istio uses only one VirtualService per host for sidecars",
+                    "spec.hosts: {} already has {}; Istio uses only one VirtualService per host for sidecars",
+                    service.fqdn(),
                     names[0]
                 ),
             });
         }
-        let mut host = VirtualHost::new(service.clone()).domains(["*"]);
+        let mut host = VirtualHost::new(service.to_string()).domains(["*"]);
         match bound.first() {
             Some(i) => {
-                let (resource, _, spec) = &virtual_services[*i];
-                for route in routes::http_routes(resource, spec, &index)? {
+                let (resource, namespace, spec) = &virtual_services[*i];
+                for route in routes::http_routes(resource, namespace, spec, &index)? {
                     host = host.route(Route::raw(route));
                 }
             }
             None => {
-                let hash = index.hash_policy(&Destination {
-                    host: service.clone(),
-                    ..Destination::default()
-                });
+                let hash = index.hash_policy(
+                    &Destination {
+                        host: service.fqdn(),
+                        ..Destination::default()
+                    },
+                    &service.namespace,
+                );
                 host = host.route(Route::raw(routes::default_route(
                     &cluster_name(service, None),
                     hash,
                 )));
             }
         }
-        let name = format!("svc-{service}");
+        let key = service.to_string();
+        let name = format!("svc-{key}");
         let mut listener =
-            Listener::new(name.clone()).stat_prefix(format!("svc_{}", service.replace('-', "_")));
-        if let Some(port) = service_ports.get(service) {
+            Listener::new(name.clone()).stat_prefix(format!("svc_{}", service.stat_name()));
+        if let Some(port) = service_ports.get(&key) {
             listener = listener.port(*port);
         }
-        bootstrap = bootstrap.listener(with_filters(listener.virtual_host(host), service));
-        listeners.services.insert(service.clone(), name);
+        rendered.push((
+            with_filters(listener.virtual_host(host), &key),
+            ListenerClass::SidecarOutbound,
+        ));
+        listeners.services.insert(key, name);
     }
 
     // The ingress gateway: one listener for every Gateway's servers.
@@ -619,11 +709,8 @@ pub fn translate(
                     let admitted: Vec<&str> = server
                         .hosts
                         .iter()
-                        .map(|entry| server_host(entry, gw_namespace.as_deref()))
-                        .filter(|(namespace, _)| match (namespace, vs_namespace) {
-                            (Some(wanted), Some(actual)) => wanted == actual,
-                            _ => true,
-                        })
+                        .map(|entry| server_host(entry, Some(gw_namespace.as_str())))
+                        .filter(|(namespace, _)| namespace.is_none_or(|n| n == vs_namespace))
                         .map(|(_, host)| host)
                         .collect();
                     for host in intersect(&admitted, &spec.hosts) {
@@ -642,7 +729,7 @@ pub fn translate(
                     ),
                 });
             }
-            let routes = routes::http_routes(resource, spec, &index)?;
+            let routes = routes::http_routes(resource, vs_namespace, spec, &index)?;
             for host in hosts {
                 match virtual_hosts.iter_mut().find(|(h, _)| *h == host) {
                     Some((_, existing)) => existing.extend(routes.iter().cloned()),
@@ -668,23 +755,38 @@ pub fn translate(
             }
             listener = listener.virtual_host(virtual_host);
         }
-        bootstrap = bootstrap.listener(with_filters(listener, GATEWAY));
+        rendered.push((with_filters(listener, GATEWAY), ListenerClass::Gateway));
         listeners.gateway = Some("gateway".to_string());
     }
-    Ok((bootstrap, listeners))
+
+    // The envoy-rig builder renders the routes and filters; every
+    // connection manager then gets an Istio proxy's defaults.
+    let mut classes = BTreeMap::new();
+    for (listener, class) in rendered {
+        classes.insert(listener.name().to_string(), class);
+        bootstrap = bootstrap.listener(listener);
+    }
+    let mut json = bootstrap.to_json();
+    if let Some(list) = json["static_resources"]["listeners"].as_array_mut() {
+        for listener in list {
+            let class = listener["name"]
+                .as_str()
+                .and_then(|name| classes.get(name))
+                .copied()
+                .unwrap_or(ListenerClass::SidecarOutbound);
+            istio_connection_manager(listener, class);
+        }
+    }
+    Ok(Translation {
+        bootstrap: json,
+        listeners,
+        warnings,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn hosts_shorten_to_the_service_name() {
-        assert_eq!(
-            short_host("image-analysis.airport.svc.cluster.local"),
-            "image-analysis"
-        );
-    }
 
     #[test]
     fn gateway_hosts_intersect_like_istio() {

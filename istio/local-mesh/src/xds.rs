@@ -173,6 +173,40 @@ impl MeshEnvoy {
         process::log_tail(&self.log_path(), lines)
     }
 
+    /// The address a listener is bound to (its port may have been 0).
+    pub fn listener_addr(&self, name: &str) -> Result<SocketAddr, EnvoyError> {
+        let body = admin_get(self.admin, "/listeners?format=json")?;
+        let listeners: Value = serde_json::from_str(&body)
+            .map_err(|e| EnvoyError::Admin(format!("/listeners: {e}")))?;
+        listeners["listener_statuses"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .find(|l| l["name"] == name)
+            .and_then(|l| {
+                let address = &l["local_address"]["socket_address"];
+                let ip = address["address"].as_str()?;
+                let port = address["port_value"].as_u64()?;
+                format!("{ip}:{port}").parse().ok()
+            })
+            .ok_or_else(|| EnvoyError::Admin(format!("listener {name:?} is not up")))
+    }
+
+    /// One counter or gauge by its full name; `None` if Envoy has no such stat.
+    pub fn stat(&self, name: &str) -> Result<Option<u64>, EnvoyError> {
+        let filter = format!("^{}$", regex::escape(name));
+        let encoded: String = filter
+            .bytes()
+            .map(|b| match b {
+                b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                    char::from(b).to_string()
+                }
+                other => format!("%{other:02X}"),
+            })
+            .collect();
+        Ok(self.stats(&encoded)?.get(name).copied())
+    }
+
     /// Counters and gauges whose names contain `filter`, from the text format.
     fn stats(&self, filter: &str) -> Result<BTreeMap<String, u64>, EnvoyError> {
         let body = admin_get(self.admin, &format!("/stats?filter={filter}"))?;

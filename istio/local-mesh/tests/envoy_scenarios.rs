@@ -17,9 +17,12 @@ use std::sync::{Arc, Barrier};
 use std::time::{Duration, Instant};
 
 use envoy_rig::client::{Request, Response};
-use envoy_rig::{Envoy, EnvoyOptions, Fault, Share, Upstream};
+use envoy_rig::{Fault, Share, Upstream};
 use local_mesh::{Workload, translate};
 use serde_json::Value;
+
+mod mesh_envoy;
+use mesh_envoy::RunningEnvoy;
 
 /// The services istio/app routes to, one v1 each (cpanel gets its own).
 const APP_SERVICES: &[&str] = &[
@@ -55,7 +58,7 @@ fn free_port() -> u16 {
 
 /// The app and its echo workloads behind one Envoy.
 struct Mesh {
-    envoy: Envoy,
+    envoy: RunningEnvoy,
     upstreams: BTreeMap<String, Upstream>,
     gateway: String,
 }
@@ -89,6 +92,7 @@ impl Mesh {
             let upstream = Upstream::start(&name).unwrap();
             workloads.push(Workload {
                 service: (*service).into(),
+                namespace: "airport".into(),
                 version: "v1".into(),
                 port: upstream.port(),
             });
@@ -104,6 +108,7 @@ impl Mesh {
             let upstream = Upstream::start(&name).unwrap();
             workloads.push(Workload {
                 service: "cpanel".into(),
+                namespace: "airport".into(),
                 version: (*version).into(),
                 port: upstream.port(),
             });
@@ -117,12 +122,9 @@ impl Mesh {
         files.extend(scenarios);
         let mut all = manifests(&files);
         all.extend(documents.iter().cloned());
-        let (bootstrap, listeners) =
-            translate(&all, &workloads, 0, service_ports, &BTreeMap::new()).unwrap();
-        let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
-        let gateway = envoy
-            .listener_url(listeners.gateway.as_deref().unwrap())
-            .unwrap();
+        let translation = translate(&all, &workloads, 0, service_ports, &BTreeMap::new()).unwrap();
+        let envoy = RunningEnvoy::start(&translation);
+        let gateway = envoy.listener_url(translation.listeners.gateway.as_deref().unwrap());
         Self {
             envoy,
             upstreams,
@@ -156,7 +158,7 @@ impl Mesh {
     }
 
     fn stat(&self, name: &str) -> u64 {
-        self.envoy.stat(name).unwrap().unwrap_or(0)
+        self.envoy.stat(name)
     }
 }
 
@@ -322,13 +324,18 @@ fn mirroring_copies_every_dashboard_request_to_v2() {
     }
     assert_eq!(v2.request_count(), 30);
     let copy = &v2.received()[0];
+    let original = &mesh.upstream("cpanel-v1").received()[0];
     assert_eq!(copy.path, "/");
-    // Envoy marks the copy's host (before any port): `127.0.0.1-shadow:port`.
-    assert!(
-        copy.header("host").unwrap().contains("-shadow"),
+    // Istio 1.30 turns Envoy's `-shadow` suffix off: the copy carries the
+    // caller's Host unchanged, as the original does.
+    let gateway_host = mesh.gateway.trim_start_matches("http://");
+    assert_eq!(
+        copy.header("host"),
+        Some(gateway_host),
         "{:?}",
         copy.headers
     );
+    assert_eq!(original.header("host"), Some(gateway_host));
 }
 
 #[test]
@@ -340,6 +347,7 @@ fn timeout_answers_upstream_request_timeout_for_the_slow_calls() {
     let camera_listener = free_port();
     let panel = Workload {
         service: "cpanel".into(),
+        namespace: "airport".into(),
         version: "v1".into(),
         port: camera_listener,
     };
@@ -348,7 +356,7 @@ fn timeout_answers_upstream_request_timeout_for_the_slow_calls() {
         &[],
         &[],
         &[panel],
-        &BTreeMap::from([("camera-1".to_string(), camera_listener)]),
+        &BTreeMap::from([("camera-1.airport".to_string(), camera_listener)]),
     );
     let total = 24;
     let mut timed_out = 0;
@@ -367,12 +375,12 @@ fn timeout_answers_upstream_request_timeout_for_the_slow_calls() {
         }
     }
     // Each slow call is one the mesh delayed: half of them, by the fault.
-    let delayed = mesh.stat("http.svc_camera_1.fault.delays_injected");
+    let delayed = mesh.stat("http.svc_camera_1_airport.fault.delays_injected");
     assert_eq!(timed_out as u64, delayed);
     // P(all 24 delayed, or none) = 2^-23.
     assert!(timed_out > 0 && timed_out < total, "{timed_out} of {total}");
     assert_eq!(
-        mesh.stat("cluster.outbound|cpanel|v1.upstream_rq_timeout"),
+        mesh.stat("cluster.outbound|cpanel.airport|v1.upstream_rq_timeout"),
         delayed
     );
 }
@@ -380,27 +388,43 @@ fn timeout_answers_upstream_request_timeout_for_the_slow_calls() {
 #[test]
 fn retries_turn_a_failing_upstream_into_successes() {
     // Without retries of its own the route keeps Istio's default, which
-    // retries 503 but not a 502: every other request fails.
+    // since 1.24 retries no status code: an upstream's 503 (or 502) is the
+    // answer, every other request fails.
     let mesh = Mesh::start(&[], &["v1"]);
     let section = mesh.upstream("section-1-v1");
-    section.inject(
-        Fault::Status(502),
-        Share::Fraction {
-            numerator: 1,
-            denominator: 2,
-        },
+    for status in [503, 502] {
+        section.inject(
+            Fault::Status(status),
+            Share::Fraction {
+                numerator: 1,
+                denominator: 2,
+            },
+        );
+        let failed = (0..20)
+            .filter(|_| mesh.get("/sections/1/status").status == status)
+            .count();
+        assert_eq!(failed, 10, "{status}");
+    }
+    assert_eq!(section.request_count(), 40, "no request was tried twice");
+    assert_eq!(
+        mesh.stat("cluster.outbound|section-1.airport.upstream_rq_retry"),
+        0
     );
-    let failed = (0..20)
-        .filter(|_| mesh.get("/sections/1/status").status == 502)
-        .count();
-    assert_eq!(failed, 10);
 
     // With retries.yaml (gateway-error: 502, 503, 504) each failed attempt
     // is tried again, and the next attempt succeeds.
     let mesh = Mesh::start(&["scenarios/retries.yaml"], &["v1"]);
     for (path, name, cluster) in [
-        ("/sections/1/status", "section-1-v1", "outbound|section-1"),
-        ("/collector/status", "collector-v1", "outbound|collector"),
+        (
+            "/sections/1/status",
+            "section-1-v1",
+            "outbound|section-1.airport",
+        ),
+        (
+            "/collector/status",
+            "collector-v1",
+            "outbound|collector.airport",
+        ),
     ] {
         let upstream = mesh.upstream(name);
         upstream.inject(
@@ -448,11 +472,13 @@ spec:
     let workloads = [
         Workload {
             service: "section-1".into(),
+            namespace: "airport".into(),
             version: "v1".into(),
             port: hop,
         },
         Workload {
             service: "section-1-inbound".into(),
+            namespace: "airport".into(),
             version: "v1".into(),
             port: inbound.port(),
         },
@@ -462,14 +488,14 @@ spec:
         &istio_manifests::parse_documents(abort).unwrap(),
         &["v1"],
         &workloads,
-        &BTreeMap::from([("section-1-inbound".to_string(), hop)]),
+        &BTreeMap::from([("section-1-inbound.airport".to_string(), hop)]),
     );
     let total = 40;
     let ok = (0..total)
         .filter(|_| mesh.get("/sections/1/status").status == 200)
         .count();
-    let aborted = mesh.stat("http.svc_section_1_inbound.fault.aborts_injected");
-    let mended = mesh.stat("cluster.outbound|section-1.upstream_rq_retry_success");
+    let aborted = mesh.stat("http.svc_section_1_inbound_airport.fault.aborts_injected");
+    let mended = mesh.stat("cluster.outbound|section-1.airport.upstream_rq_retry_success");
     // Failures: Binomial(40, 1/16), mean 2.5, sd ~1.5; at most 10 is 5 sd.
     assert!(ok >= total - 10, "{ok} of {total} succeeded");
     // Without retries about 20 would have failed; P(no abort at all) = 2^-40.
@@ -501,10 +527,11 @@ spec:
     let section = Upstream::start("section-1-v1").unwrap();
     let workloads = [Workload {
         service: "section-1".into(),
+        namespace: "airport".into(),
         version: "v1".into(),
         port: section.port(),
     }];
-    let (bootstrap, listeners) = translate(
+    let translation = translate(
         &istio_manifests::parse_documents(fault).unwrap(),
         &workloads,
         0,
@@ -512,10 +539,8 @@ spec:
         &BTreeMap::new(),
     )
     .unwrap();
-    let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
-    let url = envoy
-        .listener_url(&listeners.services["section-1"])
-        .unwrap();
+    let envoy = RunningEnvoy::start(&translation);
+    let url = envoy.listener_url(&translation.listeners.services["section-1.airport"]);
     let total = 200;
     let aborted = (0..total)
         .filter(|_| {
@@ -527,10 +552,7 @@ spec:
     assert!((65..=135).contains(&aborted), "{aborted} of {total}");
     assert_eq!(section.request_count() as usize, total - aborted);
     assert_eq!(
-        envoy
-            .stat("cluster.outbound|section-1.upstream_rq_retry")
-            .unwrap()
-            .unwrap_or(0),
+        envoy.stat("cluster.outbound|section-1.airport.upstream_rq_retry"),
         0
     );
 }
@@ -566,7 +588,7 @@ fn the_circuit_breaker_sheds_concurrent_requests_with_503() {
         assert_eq!(response.header("x-envoy-overloaded"), Some("true"));
     }
     assert_eq!(
-        mesh.stat("cluster.outbound|cpanel|v1.upstream_rq_pending_overflow"),
+        mesh.stat("cluster.outbound|cpanel.airport|v1.upstream_rq_pending_overflow"),
         shed.len() as u64
     );
     // The panel never saw the shed requests.
@@ -592,13 +614,11 @@ fn outlier_detection_ejects_the_pod_that_keeps_failing() {
         }
     }
     assert_eq!(failures, 7);
-    mesh.envoy
-        .wait_for_stat(
-            "cluster.outbound|cpanel|v1.outlier_detection.ejections_enforced_consecutive_5xx",
-            1,
-            Duration::from_secs(5),
-        )
-        .unwrap();
+    mesh.envoy.wait_for_stat(
+        "cluster.outbound|cpanel.airport|v1.outlier_detection.ejections_enforced_consecutive_5xx",
+        1,
+        Duration::from_secs(5),
+    );
     // Ejected: everything now goes to the healthy pod. (The ejection is
     // decided on Envoy's main thread and reaches the worker just after; a
     // request already under way may still have picked the failing pod.)
@@ -606,7 +626,7 @@ fn outlier_detection_ejects_the_pod_that_keeps_failing() {
     assert!(bad.request_count() <= 8, "{statuses:?}");
     assert!(statuses[1..].iter().all(|s| *s == 200), "{statuses:?}");
     assert_eq!(
-        mesh.stat("cluster.outbound|cpanel|v1.outlier_detection.ejections_enforced_total"),
+        mesh.stat("cluster.outbound|cpanel.airport|v1.outlier_detection.ejections_enforced_total"),
         1
     );
 }

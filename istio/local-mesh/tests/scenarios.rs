@@ -5,10 +5,13 @@
 use std::collections::BTreeMap;
 use std::path::Path;
 
+use envoy_rig::Upstream;
 use envoy_rig::client::Request;
-use envoy_rig::{Envoy, EnvoyOptions, Upstream};
 use local_mesh::{Workload, translate};
 use serde_json::Value;
+
+mod mesh_envoy;
+use mesh_envoy::RunningEnvoy;
 
 fn manifests(files: &[&str]) -> Vec<Value> {
     let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
@@ -24,13 +27,16 @@ fn manifests(files: &[&str]) -> Vec<Value> {
 fn workload(upstream: &Upstream, service: &str, version: &str) -> Workload {
     Workload {
         service: service.into(),
+        namespace: "airport".into(),
         version: version.into(),
         port: upstream.port(),
     }
 }
 
-fn mesh(files: &[&str], workloads: &[Workload]) -> (Envoy, BTreeMap<String, String>) {
-    let (bootstrap, listeners) = translate(
+/// Envoy with `files` translated for `workloads`, and each service's
+/// listener URL by service name (all are in namespace `airport`).
+fn mesh(files: &[&str], workloads: &[Workload]) -> (RunningEnvoy, BTreeMap<String, String>) {
+    let translation = translate(
         &manifests(files),
         workloads,
         0,
@@ -38,11 +44,15 @@ fn mesh(files: &[&str], workloads: &[Workload]) -> (Envoy, BTreeMap<String, Stri
         &BTreeMap::new(),
     )
     .unwrap();
-    let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
-    let urls = listeners
+    let envoy = RunningEnvoy::start(&translation);
+    let urls = translation
+        .listeners
         .services
         .iter()
-        .map(|(service, listener)| (service.clone(), envoy.listener_url(listener).unwrap()))
+        .map(|(key, listener)| {
+            let service = key.strip_suffix(".airport").unwrap_or(key);
+            (service.to_string(), envoy.listener_url(listener))
+        })
         .collect();
     (envoy, urls)
 }
@@ -75,10 +85,8 @@ fn fault_injection_500_aborts_about_half() {
         envoy.log_tail(20)
     );
     assert_eq!(v1.request_count() as usize, total - aborted);
-    let injected = envoy
-        .stat("http.svc_image_analysis.fault.aborts_injected")
-        .unwrap();
-    assert_eq!(injected, Some(aborted as u64));
+    let injected = envoy.stat("http.svc_image_analysis_airport.fault.aborts_injected");
+    assert_eq!(injected, aborted as u64);
 }
 
 #[test]
@@ -100,18 +108,14 @@ fn fault_injection_delay_holds_every_request() {
             .unwrap()
             .status
     });
-    envoy
-        .wait_for_stat(
-            "http.svc_image_analysis.fault.delays_injected",
-            1,
-            std::time::Duration::from_secs(5),
-        )
-        .unwrap();
+    envoy.wait_for_stat(
+        "http.svc_image_analysis_airport.fault.delays_injected",
+        1,
+        std::time::Duration::from_secs(5),
+    );
     assert_eq!(
-        envoy
-            .stat("http.svc_image_analysis.fault.active_faults")
-            .unwrap(),
-        Some(1)
+        envoy.stat("http.svc_image_analysis_airport.fault.active_faults"),
+        1
     );
     assert_eq!(
         v1.request_count(),
@@ -173,6 +177,7 @@ fn every_manifest_in_istio_translates_to_a_bootstrap_envoy_accepts() {
             for version in ["v1", "v2"] {
                 workloads.push(Workload {
                     service: host.split('.').next().unwrap().to_string(),
+                    namespace: "airport".to_string(),
                     version: version.to_string(),
                     port,
                 });
@@ -191,10 +196,11 @@ fn every_manifest_in_istio_translates_to_a_bootstrap_envoy_accepts() {
         let mut with_app = app.clone();
         with_app.push(file.as_str());
         let docs = manifests(&with_app);
-        let (bootstrap, _) = translate(&docs, &workloads, 0, &BTreeMap::new(), &BTreeMap::new())
+        let translation = translate(&docs, &workloads, 0, &BTreeMap::new(), &BTreeMap::new())
             .unwrap_or_else(|e| panic!("{file}: {e}"));
-        Envoy::validate(&bootstrap, &EnvoyOptions::default())
-            .unwrap_or_else(|e| panic!("{file}: {e}"));
+        assert_eq!(translation.warnings, Vec::<String>::new(), "{file}");
+        // Envoy takes the listeners and clusters, or says why not.
+        RunningEnvoy::try_start(&translation).unwrap_or_else(|e| panic!("{file}: {e}"));
     }
 }
 
@@ -229,7 +235,7 @@ fn a_scenario_replaces_the_apps_virtual_service_of_the_same_name() {
         "app/destination-rules.yaml",
         "scenarios/cpanel-canary-sticky.yaml",
     ];
-    let (bootstrap, listeners) = translate(
+    let translation = translate(
         &manifests(&files),
         &workloads,
         0,
@@ -237,10 +243,8 @@ fn a_scenario_replaces_the_apps_virtual_service_of_the_same_name() {
         &BTreeMap::new(),
     )
     .unwrap();
-    let envoy = Envoy::start_with(&bootstrap, &EnvoyOptions::default()).unwrap();
-    let url = envoy
-        .listener_url(listeners.gateway.as_deref().unwrap())
-        .unwrap();
+    let envoy = RunningEnvoy::start(&translation);
+    let url = envoy.listener_url(translation.listeners.gateway.as_deref().unwrap());
     let canary = Request::get(format!("{url}/"))
         .header("x-canary-subset", "v2")
         .send()

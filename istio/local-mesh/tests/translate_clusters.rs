@@ -20,9 +20,9 @@ fn policy_clusters(policy: &str) -> (Value, Value, Value) {
         &cpanel(),
     );
     (
-        cluster(&b, "outbound|cpanel").clone(),
-        cluster(&b, "outbound|cpanel|v1").clone(),
-        cluster(&b, "outbound|cpanel|v2").clone(),
+        cluster(&b, "outbound|cpanel.airport").clone(),
+        cluster(&b, "outbound|cpanel.airport|v1").clone(),
+        cluster(&b, "outbound|cpanel.airport|v2").clone(),
     )
 }
 
@@ -30,9 +30,9 @@ fn policy_clusters(policy: &str) -> (Value, Value, Value) {
 fn without_a_policy_clusters_get_istios_defaults() {
     let b = bootstrap(&rule("cpanel", ""), &cpanel());
     for name in [
-        "outbound|cpanel",
-        "outbound|cpanel|v1",
-        "outbound|cpanel|v2",
+        "outbound|cpanel.airport",
+        "outbound|cpanel.airport|v1",
+        "outbound|cpanel.airport|v2",
     ] {
         let c = cluster(&b, name);
         // Least request since Istio 1.14; the mesh's 10 s connect timeout.
@@ -55,7 +55,10 @@ fn without_a_policy_clusters_get_istios_defaults() {
     }
     // A service without any rule gets the same.
     let b = bootstrap("", &cpanel());
-    assert_eq!(cluster(&b, "outbound|cpanel")["lb_policy"], "LEAST_REQUEST");
+    assert_eq!(
+        cluster(&b, "outbound|cpanel.airport")["lb_policy"],
+        "LEAST_REQUEST"
+    );
 }
 
 #[test]
@@ -220,7 +223,7 @@ fn a_retry_budget_limits_concurrent_retries() {
 fn a_subsets_policy_overrides_its_rules_part_by_part() {
     let yaml = "apiVersion: networking.istio.io/v1
 kind: DestinationRule
-metadata: {name: cpanel}
+metadata: {name: cpanel, namespace: airport}
 spec:
   host: cpanel
   trafficPolicy:
@@ -241,24 +244,30 @@ spec:
     let thresholds = |name: &str| cluster(&b, name)["circuit_breakers"]["thresholds"][0].clone();
     // v1 has the rule's policy.
     assert_eq!(
-        cluster(&b, "outbound|cpanel|v1")["lb_policy"],
+        cluster(&b, "outbound|cpanel.airport|v1")["lb_policy"],
         "ROUND_ROBIN"
     );
-    assert_eq!(thresholds("outbound|cpanel|v1")["max_connections"], 10);
+    assert_eq!(
+        thresholds("outbound|cpanel.airport|v1")["max_connections"],
+        10
+    );
     // v2 keeps the rule's load balancer, but its own connection pool
     // replaces the rule's whole (no maxConnections 10), and adds outlier
     // detection.
-    let v2 = cluster(&b, "outbound|cpanel|v2");
+    let v2 = cluster(&b, "outbound|cpanel.airport|v2");
     assert_eq!(v2["lb_policy"], "ROUND_ROBIN");
     assert_eq!(
-        thresholds("outbound|cpanel|v2")["max_connections"],
+        thresholds("outbound|cpanel.airport|v2")["max_connections"],
         u32::MAX
     );
-    assert_eq!(thresholds("outbound|cpanel|v2")["max_pending_requests"], 1);
+    assert_eq!(
+        thresholds("outbound|cpanel.airport|v2")["max_pending_requests"],
+        1
+    );
     assert_eq!(v2["outlier_detection"]["consecutive_5xx"], 2);
     // The service as a whole has the rule's policy only.
     assert!(
-        cluster(&b, "outbound|cpanel")
+        cluster(&b, "outbound|cpanel.airport")
             .get("outlier_detection")
             .is_none()
     );

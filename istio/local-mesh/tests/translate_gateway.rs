@@ -72,15 +72,15 @@ fn each_host_name_gets_its_own_virtual_host() {
     );
     assert_eq!(
         gateway_routes(&b, "airport.local")[0]["route"]["cluster"],
-        "outbound|cpanel|v1"
+        "outbound|cpanel.airport|v1"
     );
     assert_eq!(
         gateway_routes(&b, "test.airport.local")[0]["route"]["cluster"],
-        "outbound|cpanel|v2"
+        "outbound|cpanel.airport|v2"
     );
     assert_eq!(
         gateway_routes(&b, "*")[0]["route"]["cluster"],
-        "outbound|alerts"
+        "outbound|alerts.airport"
     );
 }
 
@@ -182,8 +182,10 @@ fn a_gateway_nothing_is_bound_to_answers_404() {
 
 #[test]
 fn no_gateway_no_gateway_listener() {
-    let (_, listeners) =
-        local_mesh::translate(&[], &cpanel(), 0, &Default::default(), &Default::default()).unwrap();
+    let listeners =
+        local_mesh::translate(&[], &cpanel(), 0, &Default::default(), &Default::default())
+            .unwrap()
+            .listeners;
     assert_eq!(listeners.gateway, None);
     assert_eq!(listeners.services.len(), 2);
 }
@@ -204,15 +206,15 @@ fn an_unknown_gateway_is_named() {
 
 #[test]
 fn the_gateway_port_is_the_one_given() {
-    let (bootstrap, _) = local_mesh::translate(
+    let b = local_mesh::translate(
         &documents(GATEWAY_YAML),
         &cpanel(),
         31221,
         &Default::default(),
         &Default::default(),
     )
-    .unwrap();
-    let b = bootstrap.to_json();
+    .unwrap()
+    .bootstrap;
     assert_eq!(
         listener(&b, "gateway")["address"]["socket_address"]["port_value"],
         31221

@@ -46,16 +46,16 @@ fn a_subset_is_the_workloads_with_its_version_label() {
             })
             .collect()
     };
-    assert_eq!(ports("outbound|cpanel|v1"), [7001]);
-    assert_eq!(ports("outbound|cpanel|v2"), [7002, 7003]);
-    assert_eq!(ports("outbound|cpanel"), [7001, 7002, 7003]);
+    assert_eq!(ports("outbound|cpanel.airport|v1"), [7001]);
+    assert_eq!(ports("outbound|cpanel.airport|v2"), [7002, 7003]);
+    assert_eq!(ports("outbound|cpanel.airport"), [7001, 7002, 7003]);
 }
 
 #[test]
 fn subset_labels_may_name_the_app_too() {
     let yaml = "apiVersion: networking.istio.io/v1
 kind: DestinationRule
-metadata: {name: cpanel}
+metadata: {name: cpanel, namespace: airport}
 spec:
   host: cpanel
   subsets:
@@ -71,9 +71,9 @@ spec:
             .unwrap()
             .len()
     };
-    assert_eq!(count("outbound|cpanel|mine"), 1);
+    assert_eq!(count("outbound|cpanel.airport|mine"), 1);
     // A subset that selects no pod is an empty cluster (Envoy answers 503).
-    assert_eq!(count("outbound|cpanel|other-app"), 0);
+    assert_eq!(count("outbound|cpanel.airport|other-app"), 0);
 }
 
 #[test]
@@ -90,8 +90,8 @@ fn weights_split_between_subsets() {
     assert_eq!(
         route["route"]["weighted_clusters"],
         json!({"clusters": [
-            {"name": "outbound|cpanel|v1", "weight": 30},
-            {"name": "outbound|cpanel|v2", "weight": 70},
+            {"name": "outbound|cpanel.airport|v1", "weight": 30},
+            {"name": "outbound|cpanel.airport|v2", "weight": 70},
         ]})
     );
     assert!(route["route"].get("cluster").is_none());
@@ -110,7 +110,7 @@ fn a_zero_weight_is_left_out_and_a_single_destination_ignores_weight() {
     )));
     assert_eq!(
         route["route"]["weighted_clusters"]["clusters"],
-        json!([{"name": "outbound|cpanel|v2", "weight": 100}])
+        json!([{"name": "outbound|cpanel.airport|v2", "weight": 100}])
     );
     let single = only_route(&with_rule(&mesh_vs(
         "cpanel",
@@ -119,7 +119,7 @@ fn a_zero_weight_is_left_out_and_a_single_destination_ignores_weight() {
     - destination: {host: cpanel.airport.svc.cluster.local, subset: v2}
       weight: 10",
     )));
-    assert_eq!(single["route"]["cluster"], "outbound|cpanel|v2");
+    assert_eq!(single["route"]["cluster"], "outbound|cpanel.airport|v2");
 }
 
 #[test]
@@ -219,7 +219,7 @@ fn uri_matches_exact_prefix_regex_and_case() {
     assert!(
         routes
             .iter()
-            .all(|r| r["route"]["cluster"] == "outbound|cpanel")
+            .all(|r| r["route"]["cluster"] == "outbound|cpanel.airport")
     );
 }
 
@@ -409,7 +409,6 @@ fn istios_default_retries_apply_when_a_route_has_none() {
         json!({
             "retry_on": "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes",
             "num_retries": 2,
-            "retriable_status_codes": [503],
             "host_selection_retry_max_attempts": 5,
             "retry_host_predicate": [{
                 "name": "envoy.retry_host_predicates.previous_hosts",
@@ -453,8 +452,46 @@ fn retries_replace_the_defaults_they_name() {
         "gateway-error,connect-failure,refused-stream,reset"
     );
     // No status code in retryOn: none is retriable by code.
-    assert_eq!(policy["retriable_status_codes"], json!([]));
+    assert!(policy.get("retriable_status_codes").is_none(), "{policy:#}");
     assert!(policy.get("retry_host_predicate").is_some());
+}
+
+#[test]
+fn attempts_alone_keep_the_default_conditions_and_no_status_code() {
+    let route = only_route(&mesh_vs(
+        "cpanel",
+        "
+    retries: {attempts: 5}
+    route:
+    - destination: {host: cpanel}",
+    ));
+    let policy = &route["route"]["retry_policy"];
+    assert_eq!(policy["num_retries"], 5);
+    assert_eq!(
+        policy["retry_on"],
+        "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes"
+    );
+    assert!(policy.get("retriable_status_codes").is_none(), "{policy:#}");
+}
+
+#[test]
+fn the_grpc_timeout_header_is_capped_at_the_route_timeout() {
+    let timeout = |extra: &str| {
+        only_route(&mesh_vs(
+            "cpanel",
+            &format!(
+                "
+    route:
+    - destination: {{host: cpanel}}{extra}"
+            ),
+        ))["route"]
+            .clone()
+    };
+    let with = timeout("\n    timeout: 3s");
+    assert_eq!(with["max_grpc_timeout"], "3.000000000s");
+    assert_eq!(with["timeout"], "3.000000000s");
+    // No timeout: the header is honoured uncapped (0s), not ignored.
+    assert_eq!(timeout("")["max_grpc_timeout"], "0s");
 }
 
 #[test]
@@ -544,9 +581,10 @@ fn mirroring_with_a_percentage() {
     assert_eq!(
         mirror("\n    mirrorPercentage: {value: 25}"),
         Some(json!([{
-            "cluster": "outbound|cpanel|v2",
+            "cluster": "outbound|cpanel.airport|v2",
             "runtime_fraction": {"default_value": {"numerator": 250_000, "denominator": "MILLION"}},
             "trace_sampled": false,
+            "disable_shadow_host_suffix_append": true,
         }]))
     );
     // No percentage: everything is mirrored; an explicit 0: nothing.
@@ -582,12 +620,12 @@ fn several_mirrors() {
         &w,
     );
     let policies = &service_routes(&b, "cpanel")[0]["route"]["request_mirror_policies"];
-    assert_eq!(policies[0]["cluster"], "outbound|cpanel|v2");
+    assert_eq!(policies[0]["cluster"], "outbound|cpanel.airport|v2");
     assert_eq!(
         policies[0]["runtime_fraction"]["default_value"]["numerator"],
         500_000
     );
-    assert_eq!(policies[1]["cluster"], "outbound|alerts");
+    assert_eq!(policies[1]["cluster"], "outbound|alerts.airport");
 }
 
 #[test]
@@ -662,7 +700,7 @@ fn a_service_without_virtual_service_gets_istios_default_route() {
     assert_eq!(routes.len(), 1);
     assert_eq!(routes[0]["name"], "default");
     assert_eq!(routes[0]["match"], json!({"prefix": "/"}));
-    assert_eq!(routes[0]["route"]["cluster"], "outbound|cpanel");
+    assert_eq!(routes[0]["route"]["cluster"], "outbound|cpanel.airport");
     assert_eq!(routes[0]["route"]["timeout"], "0s");
     assert_eq!(routes[0]["route"]["retry_policy"]["num_retries"], 2);
 }
@@ -699,7 +737,7 @@ fn two_virtual_services_for_one_service_are_refused() {
     let message = refusal(&format!("{first}---\n{second}"), &cpanel());
     assert_eq!(
         message,
-        "VirtualService/panel-again: spec.hosts: cpanel already has VirtualService/cpanel; Istio uses only one VirtualService per host for sidecars"
+        "VirtualService/panel-again: spec.hosts: cpanel.airport.svc.cluster.local already has VirtualService/cpanel; Istio uses only one VirtualService per host for sidecars"
     );
 }
 
@@ -769,7 +807,7 @@ fn unknown_subsets_and_services_are_named() {
     );
     assert_eq!(
         message,
-        "VirtualService/cpanel: destination cpanle has no running workload"
+        "VirtualService/cpanel: spec.http[0].route[0].destination.host: cpanle is no Service of the mesh (no Service cpanle in namespace airport, the resource's own)"
     );
 }
 
@@ -778,7 +816,7 @@ fn a_kubernetes_service_without_ready_pods_is_an_empty_cluster() {
     let yaml = format!(
         "apiVersion: v1
 kind: Service
-metadata: {{name: alerts}}
+metadata: {{name: alerts, namespace: airport}}
 spec:
   selector: {{app: alerts}}
   ports: [{{port: 8080}}]
@@ -793,13 +831,13 @@ spec:
     );
     let b = bootstrap(&yaml, &cpanel());
     assert_eq!(
-        cluster(&b, "outbound|alerts")["load_assignment"]["endpoints"][0]["lb_endpoints"],
+        cluster(&b, "outbound|alerts.airport")["load_assignment"]["endpoints"][0]["lb_endpoints"],
         json!([])
     );
     let wrong_port = yaml.replace("number: 8080", "number: 9090");
     assert_eq!(
         refusal(&wrong_port, &cpanel()),
-        "VirtualService/cpanel: spec.http[0].route[0].destination.port.number: Service alerts has no port 9090 (its ports: [8080])"
+        "VirtualService/cpanel: spec.http[0].route[0].destination.port.number: Service alerts.airport has no port 9090 (its ports: [8080])"
     );
 }
 
@@ -828,10 +866,10 @@ fn plugins_run_before_the_fault_filter_and_the_router() {
         "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.header_mutation.v3.HeaderMutation"}
     }));
     let plugins = BTreeMap::from([
-        ("cpanel".to_string(), vec![plugin.clone()]),
+        ("cpanel.airport".to_string(), vec![plugin.clone()]),
         (GATEWAY.to_string(), vec![plugin]),
     ]);
-    let (b, listeners) = translate(
+    let translation = translate(
         &documents(GATEWAY_YAML),
         &cpanel(),
         0,
@@ -839,14 +877,14 @@ fn plugins_run_before_the_fault_filter_and_the_router() {
         &plugins,
     )
     .unwrap();
-    let b = b.to_json();
+    let (b, listeners) = (translation.bootstrap, translation.listeners);
     let expected = [
         "test.plugin",
         "envoy.filters.http.fault",
         "envoy.filters.http.router",
     ];
-    assert_eq!(filter_names(&b, "svc-cpanel"), expected);
+    assert_eq!(filter_names(&b, "svc-cpanel.airport"), expected);
     assert_eq!(filter_names(&b, "gateway"), expected);
     assert_eq!(listeners.gateway.as_deref(), Some("gateway"));
-    assert_eq!(listeners.services["cpanel"], "svc-cpanel");
+    assert_eq!(listeners.services["cpanel.airport"], "svc-cpanel.airport");
 }

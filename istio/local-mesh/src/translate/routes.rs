@@ -47,6 +47,7 @@ fn invalid(resource: &str, message: String) -> MeshError {
 /// VirtualServices are merged on a gateway and catch-alls moved last.
 pub(crate) fn http_routes(
     resource: &str,
+    namespace: &str,
     spec: &VirtualServiceSpec,
     index: &Index,
 ) -> Result<Vec<Value>, MeshError> {
@@ -61,7 +62,7 @@ pub(crate) fn http_routes(
         let mut caught_all = false;
         for (match_index, m) in matches.into_iter().enumerate() {
             let match_path = format!("{path}.match[{match_index}]");
-            let route = route(resource, &path, &match_path, http, m, index)?;
+            let route = route(resource, namespace, &path, &match_path, http, m, index)?;
             caught_all = is_catch_all(&route);
             out.push(route);
             if caught_all {
@@ -84,6 +85,7 @@ pub(crate) fn is_catch_all(route: &Value) -> bool {
 
 fn route(
     resource: &str,
+    namespace: &str,
     path: &str,
     match_path: &str,
     http: &HttpRoute,
@@ -150,7 +152,9 @@ fn route(
         }
         route["direct_response"] = action;
     } else {
-        route["route"] = route_action(resource, path, http, authority, &mut route, index)?;
+        route["route"] = route_action(
+            resource, namespace, path, http, authority, &mut route, index,
+        )?;
     }
 
     if let Some(fault) = &http.fault
@@ -309,6 +313,7 @@ fn extend(target: &mut Value, key: &str, items: Vec<Value>) {
 
 fn route_action(
     resource: &str,
+    namespace: &str,
     path: &str,
     http: &HttpRoute,
     header_authority: Option<String>,
@@ -321,7 +326,10 @@ fn route_action(
         }
         None => "0s".to_string(),
     };
-    let mut action = json!({"timeout": timeout});
+    // `route.go`'s `setTimeout`: gRPC's `grpc-timeout` header is capped at
+    // the route's timeout, and with no timeout (0s) it is not capped at all;
+    // without `max_grpc_timeout` Envoy would ignore the header.
+    let mut action = json!({"timeout": timeout, "max_grpc_timeout": timeout});
 
     let mut authority = header_authority;
     if let Some(rewrite) = &http.rewrite {
@@ -351,7 +359,8 @@ fn route_action(
             (None, None) => Some(per_hundred(100)),
         };
         if let Some(fraction) = fraction {
-            let cluster = index.cluster_for(resource, &format!("{path}.mirror"), mirror)?;
+            let cluster =
+                index.cluster_for(resource, namespace, &format!("{path}.mirror"), mirror)?;
             mirrors.push(mirror_policy(&cluster, fraction));
         }
     }
@@ -368,6 +377,7 @@ fn route_action(
         if let Some(fraction) = fraction {
             let cluster = index.cluster_for(
                 resource,
+                namespace,
                 &format!("{path}.mirrors[{i}].destination"),
                 destination,
             )?;
@@ -383,7 +393,7 @@ fn route_action(
         let only = &http.route[0];
         let destination_path = format!("{path}.route[0].destination");
         action["cluster"] =
-            json!(index.cluster_for(resource, &destination_path, &only.destination)?);
+            json!(index.cluster_for(resource, namespace, &destination_path, &only.destination)?);
         if let Some(headers) = &only.headers {
             let destination_authority = apply_headers(route, headers);
             if let Some(destination_authority) = destination_authority
@@ -392,7 +402,7 @@ fn route_action(
                 action["host_rewrite_literal"] = json!(destination_authority);
             }
         }
-        hash_policies.extend(index.hash_policy(&only.destination));
+        hash_policies.extend(index.hash_policy(&only.destination, namespace));
     } else {
         let mut clusters = Vec::new();
         for (i, destination) in http.route.iter().enumerate() {
@@ -403,7 +413,7 @@ fn route_action(
             }
             let destination_path = format!("{path}.route[{i}].destination");
             let mut cluster = json!({
-                "name": index.cluster_for(resource, &destination_path, &destination.destination)?,
+                "name": index.cluster_for(resource, namespace, &destination_path, &destination.destination)?,
                 "weight": weight,
             });
             if let Some(headers) = &destination.headers
@@ -411,7 +421,7 @@ fn route_action(
             {
                 cluster["host_rewrite_literal"] = json!(destination_authority);
             }
-            hash_policies.extend(index.hash_policy(&destination.destination));
+            hash_policies.extend(index.hash_policy(&destination.destination, namespace));
             clusters.push(cluster);
         }
         if clusters.is_empty() {
@@ -440,11 +450,15 @@ fn route_action(
     Ok(action)
 }
 
+/// A mirror as `route.go`'s `TranslateRequestMirrorPolicy` writes it: the
+/// copy keeps the original `Host` (`DISABLE_SHADOW_HOST_SUFFIX` is on by
+/// default in Istio 1.30, so Envoy does not append `-shadow`).
 fn mirror_policy(cluster: &str, fraction: Value) -> Value {
     json!({
         "cluster": cluster,
         "runtime_fraction": {"default_value": fraction},
         "trace_sampled": false,
+        "disable_shadow_host_suffix_append": true,
     })
 }
 
@@ -457,14 +471,16 @@ fn previous_hosts() -> Value {
     }])
 }
 
-/// Istio's default retry policy: 2 retries on connection failures, refused
-/// streams, gRPC `unavailable`/`cancelled` and HTTP 503, on another host
-/// than the ones tried (unless the route hashes to one host).
+/// Istio's default retry policy (`retry.go`'s `DefaultPolicy`): 2 retries
+/// on connection failures, refused streams and gRPC `unavailable`/
+/// `cancelled`, on another host than the ones tried (unless the route hashes
+/// to one host). `retriable-status-codes` is among the conditions but, since
+/// Istio 1.24, no code is listed: an upstream's 503 is answered as it is
+/// (only a caller's `x-envoy-retriable-status-codes` header would name one).
 pub(crate) fn default_retry_policy(consistent_hash: bool) -> Value {
     let mut policy = json!({
         "retry_on": DEFAULT_RETRY_ON,
         "num_retries": 2,
-        "retriable_status_codes": [503],
         "host_selection_retry_max_attempts": 5,
     });
     if !consistent_hash {
@@ -473,10 +489,12 @@ pub(crate) fn default_retry_policy(consistent_hash: bool) -> Value {
     policy
 }
 
-/// A route's `retries` as Istio converts them: absent means the default
-/// policy, `attempts: 0` (or less) means none; otherwise the default with
-/// the given fields replacing its own. Status codes in `retryOn` become
-/// `retriable_status_codes` (with `retriable-status-codes` added).
+/// A route's `retries` as Istio converts them (`retry.go`'s
+/// `ConvertPolicy`): absent means the default policy, `attempts: 0` (or
+/// less) means none; otherwise the default with the given fields replacing
+/// its own, so `{attempts: N}` alone keeps the default conditions and no
+/// status code. Status codes in `retryOn` become `retriable_status_codes`
+/// (with `retriable-status-codes` added).
 pub(crate) fn retry_policy(
     resource: &str,
     path: &str,
@@ -513,7 +531,9 @@ pub(crate) fn retry_policy(
             conditions.push("retriable-status-codes");
         }
         policy["retry_on"] = json!(conditions.join(","));
-        policy["retriable_status_codes"] = json!(codes);
+        if !codes.is_empty() {
+            policy["retriable_status_codes"] = json!(codes);
+        }
     }
     if let Some(per_try) = &retries.per_try_timeout {
         policy["per_try_timeout"] = json!(
@@ -597,6 +617,7 @@ pub(crate) fn default_route(cluster: &str, hash_policy: Option<Value>) -> Value 
         "route": {
             "cluster": cluster,
             "timeout": "0s",
+            "max_grpc_timeout": "0s",
             "retry_policy": default_retry_policy(hash_policy.is_some()),
         }
     });

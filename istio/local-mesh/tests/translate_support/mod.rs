@@ -19,11 +19,12 @@ spec:
     hosts: ['*']
 ";
 
-/// Workloads on made-up ports: `("cpanel", "v1", 7001)`.
+/// Workloads in namespace `airport` on made-up ports: `("cpanel", "v1", 7001)`.
 pub fn workloads(list: &[(&str, &str, u16)]) -> Vec<Workload> {
     list.iter()
         .map(|(service, version, port)| Workload {
             service: (*service).into(),
+            namespace: "airport".into(),
             version: (*version).into(),
             port: *port,
         })
@@ -36,14 +37,14 @@ pub fn documents(yaml: &str) -> Vec<Value> {
 
 /// The translation of `yaml`, or the translator's error.
 pub fn try_translate(yaml: &str, workloads: &[Workload]) -> Result<Value, MeshError> {
-    let (bootstrap, _) = translate(
+    let translation = translate(
         &documents(yaml),
         workloads,
         0,
         &BTreeMap::new(),
         &BTreeMap::new(),
     )?;
-    Ok(bootstrap.to_json())
+    Ok(translation.bootstrap)
 }
 
 /// The bootstrap JSON of `yaml`; panics with the error otherwise.
@@ -88,7 +89,7 @@ pub fn virtual_hosts(bootstrap: &Value, listener_name: &str) -> Vec<Value> {
 
 /// The routes of the (only) virtual host of service `service`'s listener.
 pub fn service_routes(bootstrap: &Value, service: &str) -> Vec<Value> {
-    let hosts = virtual_hosts(bootstrap, &format!("svc-{service}"));
+    let hosts = virtual_hosts(bootstrap, &format!("svc-{service}.airport"));
     assert_eq!(hosts.len(), 1);
     hosts[0]["routes"].as_array().unwrap().clone()
 }
