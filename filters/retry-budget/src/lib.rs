@@ -39,3 +39,13 @@ pub use tokens::{LEASE, TokenBucket, TokenState};
 pub const MICRO: u64 = 1_000_000;
 /// Tokens are counted in thousandths, as gRPC keeps `tokenRatio` to three decimals.
 pub const MILLI: u64 = 1_000;
+
+/// The little-endian `u64`s of an encoded state, in order; `None` unless
+/// it is exactly `len` bytes.
+pub(crate) fn le_words(bytes: &[u8], len: usize) -> Option<impl Iterator<Item = u64> + '_> {
+    (bytes.len() == len).then(|| {
+        bytes
+            .chunks_exact(8)
+            .filter_map(|chunk| chunk.try_into().ok().map(u64::from_le_bytes))
+    })
+}

@@ -226,13 +226,8 @@ impl RatioState {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != RATIO_STATE_LEN {
-            return None;
-        }
-        let mut words = bytes
-            .chunks_exact(8)
-            .map(|chunk| chunk.try_into().map(u64::from_le_bytes));
-        let mut next = || words.next()?.ok();
+        let mut words = crate::le_words(bytes, RATIO_STATE_LEN)?;
+        let mut next = || words.next();
         let width_ns = next()?;
         if width_ns == 0 {
             return None;

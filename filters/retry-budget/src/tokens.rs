@@ -208,13 +208,8 @@ impl TokenState {
     }
 
     pub(crate) fn decode(bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != TOKEN_STATE_LEN {
-            return None;
-        }
-        let mut words = bytes
-            .chunks_exact(8)
-            .map(|chunk| chunk.try_into().map(u64::from_le_bytes));
-        let mut next = || words.next()?.ok();
+        let mut words = crate::le_words(bytes, TOKEN_STATE_LEN)?;
+        let mut next = || words.next();
         let max_milli = next()?;
         if max_milli == 0 {
             return None;
@@ -348,6 +343,8 @@ mod tests {
         let later = T0 + 2 * u64::try_from(LEASE.as_nanos()).unwrap();
         assert_eq!(bucket.admit(&mut state, later, 4).0, 4);
         assert_eq!(bucket.available(&state, T0), 0);
+        // Neither this request nor the next: admitting does not reset it.
+        assert_eq!(bucket.admit(&mut state, T0, 4).0, 0);
         assert_eq!(bucket.admit(&mut state, T0, 4).0, 0);
         // The reservation is released where it was made.
         let lease = lease_of(later);

@@ -55,5 +55,8 @@ fn token_reservations_stay_reserved_when_the_clock_steps_back() {
     assert_eq!(granted, 4);
     // Two 30 s leases back: "now" falls in the slot of the reserving lease.
     let (mut back, worker) = stepped_back(&harness, Duration::from_secs(60), config);
+    // Neither this request nor the next: admitting one does not reset the
+    // lease and free its reservation.
+    assert_eq!(open(&mut back, worker, &[]).1, 0);
     assert_eq!(open(&mut back, worker, &[]).1, 0);
 }
