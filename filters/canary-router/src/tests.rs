@@ -655,40 +655,6 @@ fn rule_matches(config: &Config, pairs: &[(&str, &str)]) -> bool {
 }
 
 #[test]
-fn repeated_headers_are_matched_joined_with_commas() {
-    let exact =
-        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"exact": "beta"}}}]}]"#);
-    assert!(rule_matches(&exact, &[("x-group", "beta")]));
-    // Envoy matches "a,beta", which is not "beta".
-    assert!(!rule_matches(
-        &exact,
-        &[("x-group", "a"), ("x-group", "beta")]
-    ));
-    assert!(!rule_matches(
-        &exact,
-        &[("x-group", "beta"), ("X-Group", "a")]
-    ));
-    let joined =
-        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"exact": "a,beta"}}}]}]"#);
-    assert!(rule_matches(
-        &joined,
-        &[("x-group", "a"), ("x-group", "beta")]
-    ));
-    let regex =
-        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"regex": "beta"}}}]}]"#);
-    assert!(!rule_matches(
-        &regex,
-        &[("x-group", "beta"), ("x-group", "beta")]
-    ));
-    let prefix =
-        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"prefix": "a,b"}}}]}]"#);
-    assert!(rule_matches(
-        &prefix,
-        &[("x-group", "a"), ("x-group", "beta")]
-    ));
-}
-
-#[test]
 fn the_first_query_parameter_of_a_name_is_matched() {
     let config = ruled(r#"[{"subset": "v2", "match": [{"queryParams": {"v": {"exact": "2"}}}]}]"#);
     assert!(rule_matches(&config, &[(":path", "/?v=2")]));
