@@ -649,10 +649,14 @@ impl Daemon {
             } else {
                 ""
             };
+            // The binary's name, not its path: a refusal names what to do,
+            // not where this machine keeps its build.
+            let name = binary
+                .file_name()
+                .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
             return Err(format!(
-                "Deployment/{}: binary {program} not built (no {}); `make demo` builds every service{hint}",
-                deployment.name,
-                binary.display()
+                "Deployment/{}: image {program}: its program {name} is not built; `make demo` builds every service{hint}",
+                deployment.name
             ));
         }
         args.extend(container.args.iter().cloned());
@@ -824,6 +828,7 @@ impl Daemon {
         let placement = plugins::place(
             &plugin_docs,
             &self.options.wasm_dir,
+            &plugins::project_modules(&self.options.repo),
             &Topology {
                 workloads: &topology,
             },

@@ -26,8 +26,19 @@ use serde_json::Value;
 pub enum PluginError {
     #[error("WasmPlugin/{name}: {message}")]
     Invalid { name: String, message: String },
-    #[error("WasmPlugin/{name}: {path} is not built; run `make wasm`")]
-    NotBuilt { name: String, path: String },
+    /// One of this project's modules, not built yet.
+    #[error("WasmPlugin/{name}: module {module} is not built; run `make wasm`")]
+    NotBuilt { name: String, module: String },
+    /// A module this repository does not build: the local mesh fetches
+    /// nothing from a registry.
+    #[error(
+        "WasmPlugin/{name}: spec.url {url} is not one of this project's plugins ({known}); the local mesh runs only the modules this repository builds and fetches nothing from a registry"
+    )]
+    ThirdParty {
+        name: String,
+        url: String,
+        known: String,
+    },
 }
 
 /// Where the plugins run, each list in Istio's order.
@@ -64,6 +75,28 @@ pub struct Topology<'a> {
     pub workloads: &'a [(BTreeMap<String, String>, BTreeSet<String>)],
 }
 
+/// The modules this repository builds: `wasm-plugins/<name>` crates built
+/// as a `cdylib` (`canary_router.wasm`, ...), in name order.
+pub fn project_modules(repo: &Path) -> Vec<String> {
+    let mut modules: Vec<String> = std::fs::read_dir(repo.join("wasm-plugins"))
+        .into_iter()
+        .flatten()
+        .filter_map(Result::ok)
+        .filter(|entry| {
+            std::fs::read_to_string(entry.path().join("Cargo.toml"))
+                .is_ok_and(|manifest| manifest.contains("cdylib"))
+        })
+        .map(|entry| {
+            format!(
+                "{}.wasm",
+                entry.file_name().to_string_lossy().replace('-', "_")
+            )
+        })
+        .collect();
+    modules.sort();
+    modules
+}
+
 /// The `.wasm` a plugin `url` names, in `wasm_dir`.
 pub fn module_file(url: &str) -> String {
     let without_digest = url.split('@').next().unwrap_or(url);
@@ -93,6 +126,7 @@ fn phase_rank(phase: &str) -> u8 {
 pub fn place(
     documents: &[&Value],
     wasm_dir: &Path,
+    project: &[String],
     topology: &Topology<'_>,
     secret: &mut dyn FnMut(&str) -> Result<String, String>,
 ) -> Result<Placement, PluginError> {
@@ -133,12 +167,21 @@ pub fn place(
         let url = spec["url"]
             .as_str()
             .ok_or_else(|| invalid("spec.url is missing".into()))?;
-        let wasm = wasm_dir.join(module_file(url));
-        if !wasm.is_file() {
-            return Err(PluginError::NotBuilt {
+        let module = module_file(url);
+        if !project.contains(&module) {
+            return Err(PluginError::ThirdParty {
                 name,
-                path: wasm.display().to_string(),
+                url: url.to_string(),
+                known: project
+                    .iter()
+                    .map(|m| m.trim_end_matches(".wasm").replace('_', "-"))
+                    .collect::<Vec<_>>()
+                    .join(", "),
             });
+        }
+        let wasm = wasm_dir.join(&module);
+        if !wasm.is_file() {
+            return Err(PluginError::NotBuilt { name, module });
         }
         let mut modes = BTreeSet::new();
         for (index, selector) in spec["match"].as_array().into_iter().flatten().enumerate() {
@@ -296,6 +339,54 @@ mod tests {
         );
     }
 
+    /// The modules the test plugins may name.
+    fn project() -> Vec<String> {
+        ["test_plugin.wasm".to_string()].to_vec()
+    }
+
+    #[test]
+    fn this_repositorys_modules_are_its_cdylib_plugins() {
+        let repo = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        assert_eq!(
+            project_modules(&repo),
+            [
+                "canary_router.wasm",
+                "fault_injector.wasm",
+                "retry_budget.wasm"
+            ]
+        );
+    }
+
+    #[test]
+    fn a_third_party_module_is_refused_without_a_path() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut doc = plugin(json!({"app": "x"}), "SERVER", "AUTHN");
+        doc["spec"]["url"] = json!("oci://ghcr.io/istio-ecosystem/wasm-extensions/openid:1.0");
+        let workloads = no_topology();
+        let topology = Topology {
+            workloads: &workloads,
+        };
+        let err = place(
+            &[&doc],
+            dir.path(),
+            &[
+                "canary_router.wasm".to_string(),
+                "retry_budget.wasm".to_string(),
+            ],
+            &topology,
+            &mut |_| Ok(String::new()),
+        )
+        .unwrap_err()
+        .to_string();
+        assert_eq!(
+            err,
+            "WasmPlugin/p-AUTHN: spec.url oci://ghcr.io/istio-ecosystem/wasm-extensions/openid:1.0 \
+             is not one of this project's plugins (canary-router, retry-budget); the local mesh \
+             runs only the modules this repository builds and fetches nothing from a registry"
+        );
+        assert!(!err.contains(&dir.path().display().to_string()));
+    }
+
     fn plugin(selector: Value, mode: &str, phase: &str) -> Value {
         json!({"kind": "WasmPlugin", "metadata": {"name": format!("p-{phase}")}, "spec": {
             "url": "oci://x/test-plugin:1", "selector": {"matchLabels": selector},
@@ -345,7 +436,10 @@ mod tests {
             plugin(json!({"istio": "ingressgateway"}), "CLIENT", "AUTHZ"),
         ];
         let refs: Vec<&Value> = docs.iter().collect();
-        let placed = place(&refs, dir.path(), &topology, &mut |_| Ok("k".into())).unwrap();
+        let placed = place(&refs, dir.path(), &project(), &topology, &mut |_| {
+            Ok("k".into())
+        })
+        .unwrap();
         assert_eq!(
             names(&placed.outbound["alerts"]),
             ["p-AUTHN", "p-UNSPECIFIED_PHASE"]
@@ -376,8 +470,14 @@ mod tests {
         let topology = Topology {
             workloads: &workloads,
         };
-        let err = place(&[&doc], dir.path(), &topology, &mut |_| Ok(String::new())).unwrap_err();
-        assert!(err.to_string().contains("run `make wasm`"), "{err}");
+        let err = place(&[&doc], dir.path(), &project(), &topology, &mut |_| {
+            Ok(String::new())
+        })
+        .unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "WasmPlugin/p-STATS: module test_plugin.wasm is not built; run `make wasm`"
+        );
     }
 
     #[test]
@@ -389,7 +489,10 @@ mod tests {
         let topology = Topology {
             workloads: &workloads,
         };
-        let err = place(&[&doc], dir.path(), &topology, &mut |_| Ok(String::new())).unwrap_err();
+        let err = place(&[&doc], dir.path(), &project(), &topology, &mut |_| {
+            Ok(String::new())
+        })
+        .unwrap_err();
         assert!(err.to_string().contains("spec.targetRefs"), "{err}");
     }
 }

@@ -125,11 +125,11 @@ fn export_to_and_workload_selector() {
             "  hosts: [cpanel]\n  exportTo: ['.']\n  http:\n  -{}",
             &ROUTE[3..]
         )),
-        "VirtualService/x: spec.exportTo is not supported by the local mesh (the local mesh has one namespace and one proxy)",
+        "VirtualService/x: spec.exportTo is not supported by the local mesh (every resource is visible in every namespace of the local mesh)",
     );
     assert_refused(
         &dr("  workloadSelector: {matchLabels: {app: collector}}"),
-        "DestinationRule/x: spec.workloadSelector is not supported by the local mesh (the local mesh has one namespace and one proxy)",
+        "DestinationRule/x: spec.workloadSelector is not supported by the local mesh (one Envoy plays every proxy of the local mesh)",
     );
 }
 

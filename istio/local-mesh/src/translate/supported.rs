@@ -251,7 +251,8 @@ fn reason(field: &str) -> Option<&'static str> {
         "sourceLabels" | "sourceNamespace" | "gateways" => {
             "(a route's match cannot tell callers apart in the local mesh)"
         }
-        "exportTo" | "workloadSelector" => "(the local mesh has one namespace and one proxy)",
+        "exportTo" => "(every resource is visible in every namespace of the local mesh)",
+        "workloadSelector" => "(one Envoy plays every proxy of the local mesh)",
         _ => return None,
     })
 }
