@@ -616,7 +616,7 @@ impl Daemon {
         let model = Model::read(&store)?;
         let mut launches = BTreeMap::new();
         for deployment in &model.deployments {
-            launches.insert(deployment.name.clone(), self.launch(deployment, &model)?);
+            launches.insert(deployment.key(), self.launch(deployment, &model)?);
         }
         let (_, _, _, warnings) = self.render(&store, &model, &launches, None)?;
 
@@ -813,7 +813,7 @@ impl Daemon {
             .iter()
             .map(|d| {
                 let calls = launches
-                    .get(&d.name)
+                    .get(&d.key())
                     .map(|l| l.calls.clone())
                     .unwrap_or_default();
                 (d.labels.clone(), calls)
@@ -980,7 +980,7 @@ impl Daemon {
         let mut recreate_first: BTreeSet<String> = BTreeSet::new();
         let mut to_start: Vec<(Deployment, String)> = Vec::new();
         for deployment in &model.deployments {
-            let Some(launch) = launches.get(&deployment.name) else {
+            let Some(launch) = launches.get(&deployment.key()) else {
                 continue;
             };
             let fingerprint = fingerprint(deployment, launch);
@@ -1033,7 +1033,7 @@ impl Daemon {
         let mut started = Vec::new();
         for (deployment, fingerprint) in to_start {
             let launch = launches
-                .get(&deployment.name)
+                .get(&deployment.key())
                 .cloned()
                 .ok_or("internal: no launch")?;
             let pod = self.start_pod(&deployment, &fingerprint, launch)?;
@@ -1221,7 +1221,7 @@ impl Daemon {
             let result = Model::read(&store).and_then(|model| {
                 let mut launches = BTreeMap::new();
                 for d in &model.deployments {
-                    launches.insert(d.name.clone(), self.launch(d, &model)?);
+                    launches.insert(d.key(), self.launch(d, &model)?);
                 }
                 self.push(
                     &model,

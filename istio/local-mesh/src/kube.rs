@@ -181,6 +181,13 @@ pub struct Deployment {
     pub template_hash: String,
 }
 
+impl Deployment {
+    /// `name.namespace`: two namespaces may hold Deployments of one name.
+    pub fn key(&self) -> String {
+        format!("{}.{}", self.name, self.namespace)
+    }
+}
+
 /// A Service: which pods it selects and on which ports.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Service {

@@ -146,11 +146,17 @@ impl Drop for Mesh {
 /// `PODS` Deployments and their Services in namespace `load`, one file.
 fn many_deployments() -> String {
     (0..PODS)
-        .map(|i| {
-            format!(
-                "apiVersion: apps/v1
+        .map(|i| deployment(i, "load"))
+        .collect::<Vec<_>>()
+        .join("---\n")
+}
+
+/// Deployment and Service `pod-<i>` in `namespace`.
+fn deployment(i: usize, namespace: &str) -> String {
+    format!(
+        "apiVersion: apps/v1
 kind: Deployment
-metadata: {{name: pod-{i}, namespace: load}}
+metadata: {{name: pod-{i}, namespace: {namespace}}}
 spec:
   replicas: 1
   selector:
@@ -166,15 +172,12 @@ spec:
 ---
 apiVersion: v1
 kind: Service
-metadata: {{name: pod-{i}, namespace: load}}
+metadata: {{name: pod-{i}, namespace: {namespace}}}
 spec:
   selector: {{app: pod-{i}}}
   ports: [{{name: http, port: 8080, targetPort: http}}]
 "
-            )
-        })
-        .collect::<Vec<_>>()
-        .join("---\n")
+    )
 }
 
 /// Every port the daemon handed out: pods, their inbound listeners, and the
@@ -227,6 +230,26 @@ fn twenty_deployments_in_one_file_each_get_their_own_ports_and_answer_through_en
     let again = mesh.apply("many.yaml", &many_deployments());
     assert!(!again.contains("created"), "{again}");
     assert_eq!(ports(&mesh.status()), handed_out);
+
+    // The same Deployment and Service in another namespace run beside them.
+    mesh.apply("other.yaml", &deployment(0, "other"));
+    let status = mesh.status();
+    let pods = status["pods"].as_array().unwrap();
+    assert_eq!(pods.len(), PODS + 1, "{status:#}");
+    assert!(pods.iter().all(|p| p["ready"] == true), "{status:#}");
+    let twins: Vec<&Value> = status["services"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["name"] == "pod-0")
+        .collect();
+    assert_eq!(twins.len(), 2, "{status:#}");
+    assert_ne!(twins[0]["mesh_url"], twins[1]["mesh_url"]);
+    for service in twins {
+        let url = service["mesh_url"].as_str().unwrap();
+        let response = Request::get(format!("{url}/")).send().unwrap();
+        assert_eq!(response.status, 200, "{}", service["namespace"]);
+    }
 }
 
 #[test]
