@@ -1,18 +1,28 @@
 //! The configuration in two stages: [`WireConfig`], the JSON as users write
 //! it (field names after Istio's `HTTPFaultInjection` and `HTTPMatchRequest`),
 //! then [`Config`], validated and compiled once (regexes, ranges,
-//! percentages). Every refusal names the field path, such as
-//! `rules[1].abort.httpStatus: 99 is not an HTTP status (200-599)`.
+//! percentages), through `mesh-policy`'s two-stage entry point: an object
+//! is required, unknown fields are refused, and an empty configuration is
+//! `{}`, which has no rules and is refused. Every refusal names the field
+//! path, such as `rules[1].abort.httpStatus: 99 is not an HTTP status
+//! (200-599)`.
+//!
+//! Percentages follow Istio's proto and pilot's `TranslateFault`: an abort
+//! or delay without `percentage` injects nothing (Envoy's percentage is left
+//! unset, which is 0), noted once at configure time ([`Config::notices`]);
+//! a delay's deprecated integer `percent` is used when `percentage` is not
+//! given, as pilot translates it.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
-use regex::RegexBuilder;
+use mesh_policy::{
+    ConfigError, EnvLookup, HttpMatch, Percentage, PluginConfig, WireHttpMatch, WirePercentage,
+    WireStringMatch, header_name, no_env, parse_duration,
+};
 use serde::Deserialize;
 
-use crate::duration::parse_duration;
-use crate::matching::{IpBlock, Match, NamedMatcher, StringMatcher};
-use crate::sampling::Percentage;
+use crate::rule_match::{IpBlock, Match};
 
 /// Envoy's fault filter body for aborts.
 pub const DEFAULT_ABORT_BODY: &str = "fault filter abort";
@@ -22,8 +32,6 @@ pub const DEFAULT_RESPONSE_HEADER: &str = "x-fault-injected";
 pub const DEFAULT_MAX_HEADER_DELAY: Duration = Duration::from_secs(5);
 /// Istio's minimum for `fixedDelay`.
 pub const MIN_DELAY: Duration = Duration::from_millis(1);
-/// A compiled regex may take at most this much memory: a plugin VM is small.
-const REGEX_SIZE_LIMIT: usize = 1 << 20;
 
 // ---------------------------------------------------------------------------
 // Wire format
@@ -90,18 +98,6 @@ pub struct WireMatch {
     pub route_name: Option<String>,
 }
 
-/// Istio's `StringMatch`: one of exact, prefix, regex.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WireStringMatch {
-    #[serde(default)]
-    pub exact: Option<String>,
-    #[serde(default)]
-    pub prefix: Option<String>,
-    #[serde(default)]
-    pub regex: Option<String>,
-}
-
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase", deny_unknown_fields)]
 pub struct WireAbort {
@@ -110,7 +106,7 @@ pub struct WireAbort {
     /// A gRPC status name (`UNAVAILABLE`) or code (`14`), as Istio takes it.
     #[serde(default)]
     pub grpc_status: Option<String>,
-    /// Absent = 100 %.
+    /// Absent = no request is aborted (Istio's proto).
     #[serde(default)]
     pub percentage: Option<WirePercentage>,
     /// Response body (for gRPC: the `grpc-message`); Envoy's by default.
@@ -126,16 +122,13 @@ pub struct WireAbort {
 pub struct WireDelay {
     /// An Istio duration: `2.5s`, `10ms`, `1m`; at least 1ms.
     pub fixed_delay: String,
-    /// Absent = 100 %.
+    /// Absent = `percent`, else no request is delayed (Istio's proto).
     #[serde(default)]
     pub percentage: Option<WirePercentage>,
-}
-
-/// Istio's `Percent`: `{"value": 12.5}`.
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WirePercentage {
-    pub value: f64,
+    /// Istio's deprecated whole-number percentage (0-100), used only when
+    /// `percentage` is absent, as pilot's `TranslateFault` does.
+    #[serde(default)]
+    pub percent: Option<i64>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -163,33 +156,6 @@ pub struct WireHeaderControl {
 // Errors
 // ---------------------------------------------------------------------------
 
-/// A refused configuration. The message starts with the field path.
-#[derive(Debug, Clone, PartialEq, thiserror::Error)]
-pub enum ConfigError {
-    /// The JSON itself: syntax, unknown field, wrong type, missing field.
-    #[error("{path}: {message}")]
-    Json { path: String, message: String },
-    /// A value that parsed but makes no sense.
-    #[error("{path}: {problem}")]
-    Invalid { path: String, problem: Problem },
-}
-
-impl ConfigError {
-    /// The field path the error is about (`rules[1].abort.httpStatus`).
-    pub fn path(&self) -> &str {
-        match self {
-            ConfigError::Json { path, .. } | ConfigError::Invalid { path, .. } => path,
-        }
-    }
-
-    fn invalid(path: impl Into<String>, problem: Problem) -> Self {
-        ConfigError::Invalid {
-            path: path.into(),
-            problem,
-        }
-    }
-}
-
 /// What is wrong with a value.
 #[derive(Debug, Clone, PartialEq, thiserror::Error)]
 pub enum Problem {
@@ -211,22 +177,18 @@ pub enum Problem {
     Duration { text: String, reason: String },
     #[error("{0:?} is shorter than 1ms")]
     DelayTooShort(String),
-    #[error("bad regex: {0}")]
-    Regex(String),
-    #[error("give exactly one of exact, prefix, regex")]
-    SeveralMatchKinds,
-    #[error("empty match: give exact, prefix or regex")]
-    EmptyMatch,
     #[error("{0:?} is not an IP address or CIDR range")]
     IpBlock(String),
-    #[error("{0:?} is not a valid header name (lowercase letters, digits and -_.!#$%&'*+^`|~)")]
-    HeaderName(String),
     #[error("{0:?} may not be set here")]
     ReservedHeader(String),
     #[error("header value {0:?} has control characters")]
     HeaderValue(String),
-    #[error("{0} is not allowed: give at least 1 (leave the field out for no limit)")]
-    NotPositive(i64),
+    #[error(
+        "{0} is not allowed: give 0 (every fault overflows) or more, or leave the field out for no limit"
+    )]
+    NegativeLimit(i64),
+    #[error("{0} is not a whole percentage (0-100)")]
+    IntegerPercent(i64),
     #[error("{0:?} is not a valid rule name (letters, digits, - and _)")]
     RuleName(String),
     #[error("{0:?} names an earlier rule too")]
@@ -294,34 +256,30 @@ pub struct Config {
     pub(crate) header_control: Option<HeaderControl>,
     uses_source_address: bool,
     uses_route_name: bool,
+    notices: Vec<String>,
+}
+
+impl PluginConfig for Config {
+    type Wire = WireConfig;
+
+    fn validate(wire: WireConfig, _env: EnvLookup<'_>) -> Result<Self, ConfigError> {
+        Self::try_from(wire)
+    }
 }
 
 impl Config {
-    /// Parses and validates the plugin configuration JSON.
+    /// Parses and validates the plugin configuration JSON
+    /// (`mesh_policy::from_json`; the fault injector reads no environment).
     pub fn from_json(bytes: &[u8]) -> Result<Self, ConfigError> {
-        if bytes.iter().all(u8::is_ascii_whitespace) {
-            return Err(ConfigError::invalid("rules", Problem::NoRules));
-        }
-        if bytes.iter().find(|b| !b.is_ascii_whitespace()) != Some(&b'{') {
-            return Err(ConfigError::Json {
-                path: "config".into(),
-                message: "expected a JSON object".into(),
-            });
-        }
-        let mut deserializer = serde_json::Deserializer::from_slice(bytes);
-        let wire: WireConfig =
-            serde_path_to_error::deserialize(&mut deserializer).map_err(|e| {
-                let path = e.path().to_string();
-                ConfigError::Json {
-                    path: if path == "." { "config".into() } else { path },
-                    message: e.into_inner().to_string(),
-                }
-            })?;
-        deserializer.end().map_err(|e| ConfigError::Json {
-            path: "config".into(),
-            message: e.to_string(),
-        })?;
-        Self::try_from(wire)
+        mesh_policy::from_json(bytes, &no_env)
+    }
+
+    /// What the configuration does that a user may not expect, one line
+    /// each, naming the field: for the adapter to log once at configure
+    /// time (an abort or delay without `percentage` never fires; a `percent`
+    /// that `percentage` overrides).
+    pub fn notices(&self) -> &[String] {
+        &self.notices
     }
 
     pub fn rules(&self) -> &[Rule] {
@@ -374,28 +332,30 @@ impl TryFrom<WireConfig> for Config {
 
     fn try_from(wire: WireConfig) -> Result<Self, ConfigError> {
         if wire.rules.is_empty() && wire.header_control.is_none() {
-            return Err(ConfigError::invalid("rules", Problem::NoRules));
+            return Err(ConfigError::new("rules", Problem::NoRules));
         }
         let mut names = HashSet::new();
+        let mut notices = Vec::new();
         let mut rules = Vec::with_capacity(wire.rules.len());
         for (index, rule) in wire.rules.into_iter().enumerate() {
             let path = format!("rules[{index}]");
-            let rule = rule_from_wire(&path, index, rule)?;
+            let rule = rule_from_wire(&path, index, rule, &mut notices)?;
             if !names.insert(rule.label.clone()) {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("{path}.name"),
                     Problem::DuplicateRuleName(rule.label),
                 ));
             }
             rules.push(rule);
         }
+        // 0 is Envoy's kill switch: every fault overflows, none is injected.
         let max_active_faults = match wire.max_active_faults {
             None => None,
-            Some(n) if n >= 1 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
+            Some(n) if n >= 0 => Some(u32::try_from(n).unwrap_or(u32::MAX)),
             Some(n) => {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     "maxActiveFaults",
-                    Problem::NotPositive(n),
+                    Problem::NegativeLimit(n),
                 ));
             }
         };
@@ -408,7 +368,7 @@ impl TryFrom<WireConfig> for Config {
             None => DEFAULT_RESPONSE_HEADER.to_string(),
         };
         if response_header.starts_with(':') {
-            return Err(ConfigError::invalid(
+            return Err(ConfigError::new(
                 "responseHeader",
                 Problem::ReservedHeader(response_header),
             ));
@@ -433,11 +393,17 @@ impl TryFrom<WireConfig> for Config {
             header_control,
             uses_source_address,
             uses_route_name,
+            notices,
         })
     }
 }
 
-fn rule_from_wire(path: &str, index: usize, wire: WireRule) -> Result<Rule, ConfigError> {
+fn rule_from_wire(
+    path: &str,
+    index: usize,
+    wire: WireRule,
+    notices: &mut Vec<String>,
+) -> Result<Rule, ConfigError> {
     let label = match wire.name {
         Some(name) => {
             let valid = !name.is_empty()
@@ -445,7 +411,7 @@ fn rule_from_wire(path: &str, index: usize, wire: WireRule) -> Result<Rule, Conf
                     .bytes()
                     .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
             if !valid {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("{path}.name"),
                     Problem::RuleName(name),
                 ));
@@ -455,16 +421,16 @@ fn rule_from_wire(path: &str, index: usize, wire: WireRule) -> Result<Rule, Conf
         None => index.to_string(),
     };
     if wire.abort.is_none() && wire.delay.is_none() {
-        return Err(ConfigError::invalid(path, Problem::NoFault));
+        return Err(ConfigError::new(path, Problem::NoFault));
     }
     let matches = matches_from_wire(&format!("{path}.match"), wire.matches)?;
     let abort = wire
         .abort
-        .map(|a| abort_from_wire(&format!("{path}.abort"), a))
+        .map(|a| abort_from_wire(&format!("{path}.abort"), a, notices))
         .transpose()?;
     let delay = wire
         .delay
-        .map(|d| delay_from_wire(&format!("{path}.delay"), d))
+        .map(|d| delay_from_wire(&format!("{path}.delay"), d, notices))
         .transpose()?;
     Ok(Rule {
         label,
@@ -482,40 +448,23 @@ fn matches_from_wire(path: &str, wire: Vec<WireMatch>) -> Result<Vec<Match>, Con
 }
 
 fn match_from_wire(path: &str, wire: WireMatch) -> Result<Match, ConfigError> {
-    let uri = wire
-        .uri
-        .map(|m| string_matcher(&format!("{path}.uri"), m))
-        .transpose()?;
-    let method = wire
-        .method
-        .map(|m| string_matcher(&format!("{path}.method"), m))
-        .transpose()?;
-    let named = |field: &str, map: BTreeMap<String, WireStringMatch>, headers: bool| {
-        map.into_iter()
-            .map(|(name, m)| {
-                let path = format!("{path}.{field}.{name}");
-                let name = if headers {
-                    header_name(&path, &name)?
-                } else {
-                    name
-                };
-                Ok(NamedMatcher {
-                    name,
-                    value: optional_string_matcher(&path, m)?,
-                })
-            })
-            .collect::<Result<Vec<_>, ConfigError>>()
-    };
-    let headers = named("headers", wire.headers, true)?;
-    let without_headers = named("withoutHeaders", wire.without_headers, true)?;
-    let query_params = named("queryParams", wire.query_params, false)?;
+    let http = HttpMatch::compile(
+        path,
+        WireHttpMatch {
+            uri: wire.uri,
+            method: wire.method,
+            headers: wire.headers,
+            without_headers: wire.without_headers,
+            query_params: wire.query_params,
+        },
+    )?;
     let source_ip_blocks = wire
         .source_ip_blocks
         .into_iter()
         .enumerate()
         .map(|(i, text)| {
             IpBlock::parse(&text).ok_or_else(|| {
-                ConfigError::invalid(
+                ConfigError::new(
                     format!("{path}.sourceIpBlocks[{i}]"),
                     Problem::IpBlock(text),
                 )
@@ -523,89 +472,51 @@ fn match_from_wire(path: &str, wire: WireMatch) -> Result<Match, ConfigError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
     if wire.route_name.as_deref() == Some("") {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             format!("{path}.routeName"),
             Problem::EmptyRouteName,
         ));
     }
     Ok(Match {
-        uri,
-        method,
-        headers,
-        without_headers,
-        query_params,
+        http,
         source_ip_blocks,
         route_name: wire.route_name,
     })
 }
 
-fn string_matcher(path: &str, wire: WireStringMatch) -> Result<StringMatcher, ConfigError> {
-    optional_string_matcher(path, wire)?
-        .ok_or_else(|| ConfigError::invalid(path, Problem::EmptyMatch))
-}
-
-/// `None` for an empty `StringMatch` (a presence check).
-fn optional_string_matcher(
+fn abort_from_wire(
     path: &str,
-    wire: WireStringMatch,
-) -> Result<Option<StringMatcher>, ConfigError> {
-    match (wire.exact, wire.prefix, wire.regex) {
-        (None, None, None) => Ok(None),
-        (Some(exact), None, None) => Ok(Some(StringMatcher::Exact(exact))),
-        (None, Some(prefix), None) => Ok(Some(StringMatcher::Prefix(prefix))),
-        (None, None, Some(pattern)) => {
-            let compile = |text: &str| {
-                RegexBuilder::new(text)
-                    .size_limit(REGEX_SIZE_LIMIT)
-                    .build()
-                    .map_err(|e| {
-                        ConfigError::invalid(
-                            format!("{path}.regex"),
-                            Problem::Regex(regex_error(&e)),
-                        )
-                    })
-            };
-            // The pattern as written first, so that an error quotes it; then
-            // anchored, as the whole value must match (Envoy's safe_regex).
-            compile(&pattern)?;
-            compile(&format!("^(?:{pattern})$")).map(|regex| Some(StringMatcher::Regex(regex)))
-        }
-        _ => Err(ConfigError::invalid(path, Problem::SeveralMatchKinds)),
-    }
-}
-
-/// The regex crate's message on one line: a log line must stay one line.
-fn regex_error(error: &regex::Error) -> String {
-    error
-        .to_string()
-        .lines()
-        .map(str::trim)
-        .filter(|line| !line.is_empty() && !line.chars().all(|c| c == '^' || c == ' '))
-        .collect::<Vec<_>>()
-        .join(" ")
-}
-
-fn abort_from_wire(path: &str, wire: WireAbort) -> Result<AbortSpec, ConfigError> {
+    wire: WireAbort,
+    notices: &mut Vec<String>,
+) -> Result<AbortSpec, ConfigError> {
     let status = match (wire.http_status, wire.grpc_status) {
-        (Some(_), Some(_)) => return Err(ConfigError::invalid(path, Problem::BothStatuses)),
-        (None, None) => return Err(ConfigError::invalid(path, Problem::NoStatus)),
+        (Some(_), Some(_)) => return Err(ConfigError::new(path, Problem::BothStatuses)),
+        (None, None) => return Err(ConfigError::new(path, Problem::NoStatus)),
         (Some(code), None) => match u16::try_from(code) {
             Ok(code @ 200..=599) => AbortStatus::Http(code),
             _ => {
-                return Err(ConfigError::invalid(
+                return Err(ConfigError::new(
                     format!("{path}.httpStatus"),
                     Problem::HttpStatus(code),
                 ));
             }
         },
         (None, Some(name)) => AbortStatus::Grpc(grpc_code(&name).ok_or_else(|| {
-            ConfigError::invalid(format!("{path}.grpcStatus"), Problem::GrpcStatus(name))
+            ConfigError::new(format!("{path}.grpcStatus"), Problem::GrpcStatus(name))
         })?),
     };
-    let percentage = percentage(&format!("{path}.percentage"), wire.percentage)?;
+    let percentage = match wire.percentage {
+        Some(given) => percentage(&format!("{path}.percentage"), given)?,
+        None => {
+            notices.push(format!(
+                "{path}.percentage: not given, so this abort never fires (Istio: \"If not specified, no request will be aborted\"); give {{\"value\": 100}} to abort every matched request"
+            ));
+            Percentage::NEVER
+        }
+    };
     let body = wire.body.unwrap_or_else(|| DEFAULT_ABORT_BODY.to_string());
     if matches!(status, AbortStatus::Grpc(_)) && body.chars().any(char::is_control) {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             format!("{path}.body"),
             Problem::HeaderValue(body),
         ));
@@ -620,16 +531,10 @@ fn abort_from_wire(path: &str, wire: WireAbort) -> Result<AbortSpec, ConfigError
                 "content-length" | "transfer-encoding" | "grpc-status"
             )
         {
-            return Err(ConfigError::invalid(
-                header_path,
-                Problem::ReservedHeader(name),
-            ));
+            return Err(ConfigError::new(header_path, Problem::ReservedHeader(name)));
         }
         if value.chars().any(|c| c.is_control() && c != '\t') {
-            return Err(ConfigError::invalid(
-                header_path,
-                Problem::HeaderValue(value),
-            ));
+            return Err(ConfigError::new(header_path, Problem::HeaderValue(value)));
         }
         headers.push((name, value));
     }
@@ -641,9 +546,39 @@ fn abort_from_wire(path: &str, wire: WireAbort) -> Result<AbortSpec, ConfigError
     })
 }
 
-fn delay_from_wire(path: &str, wire: WireDelay) -> Result<DelaySpec, ConfigError> {
+fn delay_from_wire(
+    path: &str,
+    wire: WireDelay,
+    notices: &mut Vec<String>,
+) -> Result<DelaySpec, ConfigError> {
     let fixed_delay = delay_duration(&format!("{path}.fixedDelay"), &wire.fixed_delay)?;
-    let percentage = percentage(&format!("{path}.percentage"), wire.percentage)?;
+    // pilot's TranslateFault: `percentage` when given, else the integer
+    // `percent` (FractionalPercent over HUNDRED; unset is 0).
+    let percentage = match (wire.percentage, wire.percent) {
+        (Some(given), percent) => {
+            if percent.is_some() {
+                notices.push(format!(
+                    "{path}.percent: ignored, as Istio ignores it when percentage is given"
+                ));
+            }
+            percentage(&format!("{path}.percentage"), given)?
+        }
+        (None, Some(percent)) => match u32::try_from(percent) {
+            Ok(whole @ 0..=100) => Percentage::from_parts_per_million(whole * 10_000),
+            _ => {
+                return Err(ConfigError::new(
+                    format!("{path}.percent"),
+                    Problem::IntegerPercent(percent),
+                ));
+            }
+        },
+        (None, None) => {
+            notices.push(format!(
+                "{path}.percentage: not given, so this delay never fires (Istio: \"If left unspecified, no request will be delayed\"); give {{\"value\": 100}} to delay every matched request"
+            ));
+            Percentage::NEVER
+        }
+    };
     Ok(DelaySpec {
         fixed_delay,
         percentage,
@@ -657,13 +592,17 @@ fn header_control_from_wire(
     let abort = wire.abort.unwrap_or(true);
     let delay = wire.delay.unwrap_or(true);
     if !abort && !delay {
-        return Err(ConfigError::invalid(path, Problem::HeaderControlOff));
+        return Err(ConfigError::new(path, Problem::HeaderControlOff));
     }
     let max_delay = match wire.max_delay {
         Some(text) => delay_duration(&format!("{path}.maxDelay"), &text)?,
         None => DEFAULT_MAX_HEADER_DELAY,
     };
-    let max_percentage = percentage(&format!("{path}.maxPercentage"), wire.max_percentage)?;
+    // The plugin's own field, not Istio's: absent is 100 %, as documented.
+    let max_percentage = match wire.max_percentage {
+        Some(given) => percentage(&format!("{path}.maxPercentage"), given)?,
+        None => Percentage::ALWAYS,
+    };
     let matches = matches_from_wire(&format!("{path}.match"), wire.matches)?;
     Ok(HeaderControl {
         abort,
@@ -676,7 +615,7 @@ fn header_control_from_wire(
 
 fn delay_duration(path: &str, text: &str) -> Result<Duration, ConfigError> {
     let duration = parse_duration(text).map_err(|e| {
-        ConfigError::invalid(
+        ConfigError::new(
             path,
             Problem::Duration {
                 text: text.to_string(),
@@ -685,7 +624,7 @@ fn delay_duration(path: &str, text: &str) -> Result<Duration, ConfigError> {
         )
     })?;
     if duration < MIN_DELAY {
-        return Err(ConfigError::invalid(
+        return Err(ConfigError::new(
             path,
             Problem::DelayTooShort(text.to_string()),
         ));
@@ -693,33 +632,10 @@ fn delay_duration(path: &str, text: &str) -> Result<Duration, ConfigError> {
     Ok(duration)
 }
 
-/// Absent means 100 %, as when a rule's match already picks the requests.
-fn percentage(path: &str, wire: Option<WirePercentage>) -> Result<Percentage, ConfigError> {
-    match wire {
-        None => Ok(Percentage::ALWAYS),
-        Some(WirePercentage { value }) => Percentage::from_percent(value).ok_or_else(|| {
-            ConfigError::invalid(format!("{path}.value"), Problem::Percentage(value))
-        }),
-    }
-}
-
-/// A header name as HTTP/2 and Envoy keep it: lowercase token characters.
-/// Uppercase letters are folded; anything else outside the token set is refused.
-fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
-    let lower = name.to_ascii_lowercase();
-    let body = lower.strip_prefix(':').unwrap_or(&lower);
-    let valid = !body.is_empty()
-        && body
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b"!#$%&'*+-.^_`|~".contains(&b));
-    if valid {
-        Ok(lower)
-    } else {
-        Err(ConfigError::invalid(
-            path,
-            Problem::HeaderName(name.to_string()),
-        ))
-    }
+/// Istio's `Percent`, 0-100.
+fn percentage(path: &str, wire: WirePercentage) -> Result<Percentage, ConfigError> {
+    Percentage::from_percent(wire.value)
+        .ok_or_else(|| ConfigError::new(format!("{path}.value"), Problem::Percentage(wire.value)))
 }
 
 const GRPC_CODES: [&str; 17] = [
@@ -792,7 +708,7 @@ mod tests {
         refuses_empty_config: "" => "rules: no rules";
         refuses_whitespace_config: "  \n" => "rules: no rules";
         refuses_empty_rule_list: r#"{"rules": []}"# => "rules: no rules";
-        refuses_a_list: "[1, 2]" => "config: expected a JSON object";
+        refuses_a_list: "[1, 2]" => "config: expected a JSON object, got an array";
         refuses_a_bare_string: r#""rules""# => "config: expected a JSON object";
         refuses_malformed_json: r#"{"rules": [}"# => "rules[0]: expected value";
         refuses_trailing_garbage: r#"{"rules": [{"abort": {"httpStatus": 503}}]} x"# => "config: trailing characters";
@@ -800,7 +716,10 @@ mod tests {
         refuses_unknown_rule_field: r#"{"rules": [{"abort": {"httpStatus": 503}, "fault": {}}]}"# => "rules[0].fault: unknown field `fault`";
         refuses_unknown_abort_field: r#"{"rules": [{"abort": {"httpStatus": 503, "http2Error": "x"}}]}"# => "rules[0].abort.http2Error: unknown field";
         refuses_unknown_match_field: r#"{"rules": [{"match": [{"ignoreUriCase": true}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].ignoreUriCase: unknown field";
-        refuses_integer_percent_field: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": 5}}]}"# => "rules[0].delay.percent: unknown field";
+        refuses_an_abort_integer_percent: r#"{"rules": [{"abort": {"httpStatus": 503, "percent": 5}}]}"# => "rules[0].abort.percent: unknown field";
+        refuses_a_delay_percent_over_100: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": 101}}]}"# => "rules[0].delay.percent: 101 is not a whole percentage (0-100)";
+        refuses_a_negative_delay_percent: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": -1}}]}"# => "rules[0].delay.percent: -1 is not a whole percentage";
+        refuses_a_fractional_delay_percent: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": 2.5}}]}"# => "rules[0].delay.percent: invalid type: floating point";
         refuses_a_string_status: r#"{"rules": [{"abort": {"httpStatus": "503"}}]}"# => "rules[0].abort.httpStatus: invalid type: string";
         refuses_a_rule_without_fault: r#"{"rules": [{"name": "x"}]}"# => "rules[0]: a rule needs an abort, a delay, or both";
         refuses_status_99: r#"{"rules": [{"abort": {"httpStatus": 200}}, {"abort": {"httpStatus": 99}}]}"# => "rules[1].abort.httpStatus: 99 is not an HTTP status (200-599)";
@@ -816,9 +735,9 @@ mod tests {
         refuses_percentage_without_value: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percentage": {}}}]}"# => "rules[0].delay.percentage: missing field `value`";
         refuses_delay_without_fixed_delay: r#"{"rules": [{"delay": {"percentage": {"value": 1}}}]}"# => "rules[0].delay: missing field `fixedDelay`";
         refuses_unparseable_duration: r#"{"rules": [{"delay": {"fixedDelay": "soon"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"soon\"";
-        refuses_duration_without_unit: r#"{"rules": [{"delay": {"fixedDelay": "10"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"10\": \"10\" has no unit";
+        refuses_duration_without_unit: r#"{"rules": [{"delay": {"fixedDelay": "10"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"10\": \"10\" has a number without a unit";
         refuses_duration_with_unknown_unit: r#"{"rules": [{"delay": {"fixedDelay": "2d"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"2d\": unknown unit";
-        refuses_negative_duration: r#"{"rules": [{"delay": {"fixedDelay": "-1s"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"-1s\": negative";
+        refuses_negative_duration: r#"{"rules": [{"delay": {"fixedDelay": "-1s"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"-1s\": \"-1s\" is negative";
         refuses_sub_millisecond_delay: r#"{"rules": [{"delay": {"fixedDelay": "500us"}}]}"# => "rules[0].delay.fixedDelay: \"500us\" is shorter than 1ms";
         refuses_zero_delay: r#"{"rules": [{"delay": {"fixedDelay": "0s"}}]}"# => "rules[0].delay.fixedDelay: \"0s\" is shorter than 1ms";
         refuses_bad_uri_regex: r#"{"rules": [{"match": [{"uri": {"regex": "(unclosed"}}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].uri.regex: bad regex:";
@@ -839,7 +758,6 @@ mod tests {
         refuses_bad_response_header: r#"{"responseHeader": "x fault", "rules": [{"abort": {"httpStatus": 503}}]}"# => "responseHeader: \"x fault\" is not a valid header name";
         refuses_pseudo_response_header: r#"{"responseHeader": ":status", "rules": [{"abort": {"httpStatus": 503}}]}"# => "responseHeader: \":status\" may not be set here";
         refuses_empty_request_id_header: r#"{"requestIdHeader": "", "rules": [{"abort": {"httpStatus": 503}}]}"# => "requestIdHeader: \"\" is not a valid header name";
-        refuses_zero_max_active_faults: r#"{"maxActiveFaults": 0, "rules": [{"abort": {"httpStatus": 503}}]}"# => "maxActiveFaults: 0 is not allowed";
         refuses_negative_max_active_faults: r#"{"maxActiveFaults": -3, "rules": [{"abort": {"httpStatus": 503}}]}"# => "maxActiveFaults: -3 is not allowed";
         refuses_bad_rule_name: r#"{"rules": [{"name": "a.b", "abort": {"httpStatus": 503}}]}"# => "rules[0].name: \"a.b\" is not a valid rule name";
         refuses_empty_rule_name: r#"{"rules": [{"name": "", "abort": {"httpStatus": 503}}]}"# => "rules[0].name: \"\" is not a valid rule name";
@@ -866,7 +784,7 @@ mod tests {
                                   "body": "boom", "headers": {"X-Chaos": "yes"}},
                         "delay": {"fixedDelay": "2.5s", "percentage": {"value": 0.0001}}
                     },
-                    {"abort": {"grpcStatus": "unavailable"}}
+                    {"abort": {"grpcStatus": "unavailable", "percentage": {"value": 100}}}
                 ],
                 "maxActiveFaults": 10,
                 "requestIdHeader": "X-Request-Id",
@@ -886,7 +804,7 @@ mod tests {
         let delay = rule.delay.unwrap();
         assert_eq!(delay.fixed_delay, Duration::from_millis(2500));
         assert_eq!(delay.percentage.parts_per_million(), 1);
-        assert_eq!(rule.matches[0].headers[0].name, "end-user");
+        assert_eq!(rule.matches[0].http.headers[0].name, "end-user");
         let second = &config.rules()[1];
         assert_eq!(second.label, "1");
         assert_eq!(second.abort.as_ref().unwrap().status, AbortStatus::Grpc(14));
@@ -905,7 +823,9 @@ mod tests {
 
     #[test]
     fn defaults_are_envoy_like() {
-        let config = parse(r#"{"rules": [{"abort": {"httpStatus": 503}}]}"#).unwrap();
+        let config =
+            parse(r#"{"rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#)
+                .unwrap();
         let abort = config.rules()[0].abort.as_ref().unwrap();
         assert_eq!(abort.percentage, Percentage::ALWAYS);
         assert_eq!(abort.body, "fault filter abort");
@@ -915,6 +835,73 @@ mod tests {
         assert!(config.header_control().is_none());
         assert!(!config.uses_source_address());
         assert!(!config.uses_route_name());
+        assert!(config.notices().is_empty());
+    }
+
+    /// Istio's proto: "If not specified, no request will be aborted" /
+    /// "If left unspecified, no request will be delayed"; pilot's
+    /// TranslateFault leaves Envoy's percentage unset (0).
+    #[test]
+    fn a_fault_without_percentage_never_fires_and_says_so() {
+        let config =
+            parse(r#"{"rules": [{"abort": {"httpStatus": 503}, "delay": {"fixedDelay": "1s"}}]}"#)
+                .unwrap();
+        let rule = &config.rules()[0];
+        assert_eq!(rule.abort.as_ref().unwrap().percentage, Percentage::NEVER);
+        assert_eq!(rule.delay.unwrap().percentage, Percentage::NEVER);
+        assert_eq!(config.notices().len(), 2);
+        assert!(
+            config.notices()[0]
+                .starts_with("rules[0].abort.percentage: not given, so this abort never fires"),
+            "{:?}",
+            config.notices()
+        );
+        assert!(
+            config.notices()[1]
+                .starts_with("rules[0].delay.percentage: not given, so this delay never fires"),
+            "{:?}",
+            config.notices()
+        );
+    }
+
+    /// pilot's TranslateFault: without `percentage`, a delay's integer
+    /// `percent` is the share (FractionalPercent over HUNDRED); with both,
+    /// `percentage` wins.
+    #[test]
+    fn the_deprecated_integer_delay_percent_is_read_as_istio_reads_it() {
+        let config = parse(
+            r#"{"rules": [
+                {"delay": {"fixedDelay": "1s", "percent": 25}},
+                {"delay": {"fixedDelay": "1s", "percent": 0}},
+                {"delay": {"fixedDelay": "1s", "percent": 100, "percentage": {"value": 0.5}}}
+            ]}"#,
+        )
+        .unwrap();
+        let share = |i: usize| {
+            config.rules()[i]
+                .delay
+                .unwrap()
+                .percentage
+                .parts_per_million()
+        };
+        assert_eq!(share(0), 250_000);
+        assert_eq!(share(1), 0);
+        assert_eq!(share(2), 5_000);
+        assert_eq!(
+            config.notices(),
+            ["rules[2].delay.percent: ignored, as Istio ignores it when percentage is given"]
+        );
+    }
+
+    /// Envoy's fault filter: `max_active_faults: 0` makes every fault
+    /// overflow (a kill switch), so it is accepted.
+    #[test]
+    fn zero_max_active_faults_is_accepted() {
+        let config = parse(
+            r#"{"maxActiveFaults": 0, "rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
+        )
+        .unwrap();
+        assert_eq!(config.max_active_faults(), Some(0));
     }
 
     #[test]
@@ -925,6 +912,11 @@ mod tests {
             config.header_control().unwrap().max_delay,
             DEFAULT_MAX_HEADER_DELAY
         );
+    }
+
+    #[test]
+    fn an_empty_configuration_is_the_empty_object() {
+        assert_eq!(error(""), error("{}"));
     }
 
     #[test]
@@ -940,7 +932,7 @@ mod tests {
     #[test]
     fn regex_errors_quote_the_pattern_as_written() {
         let message = error(
-            r#"{"rules": [{"match": [{"uri": {"regex": "(tester"}}], "abort": {"httpStatus": 503}}]}"#,
+            r#"{"rules": [{"match": [{"uri": {"regex": "(tester"}}], "abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
         );
         assert!(
             message.contains("(tester error: unclosed group"),
@@ -951,7 +943,8 @@ mod tests {
 
     #[test]
     fn error_paths_are_exposed() {
-        let e = parse(r#"{"rules": [{"abort": {"httpStatus": 1}}]}"#).unwrap_err();
+        let e = parse(r#"{"rules": [{"abort": {"httpStatus": 1, "percentage": {"value": 100}}}]}"#)
+            .unwrap_err();
         assert_eq!(e.path(), "rules[0].abort.httpStatus");
     }
 }

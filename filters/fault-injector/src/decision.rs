@@ -4,10 +4,16 @@
 use std::net::IpAddr;
 use std::time::Duration;
 
+use mesh_policy::{HttpRequest, Percentage, draw, fnv1a64};
+
 use crate::config::{AbortStatus, Config, DEFAULT_ABORT_BODY, HeaderControl, Rule};
-use crate::duration::format_duration;
-use crate::matching::any_matches;
-use crate::sampling::{ABORT_SALT, DELAY_SALT, Percentage, draw, fnv1a64};
+use crate::rule_match::any_matches;
+
+/// Salt for the delay draw (ASCII `delay`): the delay and the abort of one
+/// request are drawn independently from the same entropy.
+pub const DELAY_SALT: u64 = 0x64_65_6c_61_79;
+/// Salt for the abort draw (ASCII `abort`).
+pub const ABORT_SALT: u64 = 0x61_62_6f_72_74;
 
 /// Asks for an HTTP abort with this status (200-599), as Envoy's header.
 pub const ABORT_HEADER: &str = "x-envoy-fault-abort-request";
@@ -41,12 +47,22 @@ pub struct RequestView<'a> {
 }
 
 impl<'a> RequestView<'a> {
-    /// The first value of a header.
+    /// The first value of a header: what Envoy's fault filter reads from
+    /// its `x-envoy-fault-*` headers (`HeaderMap::get`), and the request id.
     pub fn header(&self, name: &str) -> Option<&'a str> {
         self.headers
             .iter()
             .find(|(k, _)| k.eq_ignore_ascii_case(name))
             .map(|(_, v)| v.as_str())
+    }
+
+    /// What Istio matching looks at.
+    pub fn http(&self) -> HttpRequest<'a> {
+        HttpRequest {
+            method: self.method,
+            path: self.path,
+            headers: self.headers,
+        }
     }
 }
 
@@ -96,7 +112,7 @@ impl Fault {
     pub fn header_value(&self) -> String {
         let mut parts = Vec::with_capacity(2);
         if let Some(delay) = self.delay {
-            parts.push(format!("delay={}", format_duration(delay)));
+            parts.push(format!("delay={}", header_duration(delay)));
         }
         match self.abort.as_ref().map(|a| a.status) {
             Some(AbortStatus::Http(code)) => parts.push(format!("abort={code}")),
@@ -132,6 +148,21 @@ impl Fault {
                 }
             }
         })
+    }
+}
+
+/// A delay in the response header: whole milliseconds where exact (every
+/// delay header control grants, and most configured ones), else whole
+/// microseconds or nanoseconds, so the value is one integer and a unit that
+/// Go's grammar reads back.
+fn header_duration(delay: Duration) -> String {
+    let nanos = delay.as_nanos();
+    if nanos.is_multiple_of(1_000_000) {
+        format!("{}ms", nanos / 1_000_000)
+    } else if nanos.is_multiple_of(1_000) {
+        format!("{}us", nanos / 1_000)
+    } else {
+        format!("{nanos}ns")
     }
 }
 
@@ -250,7 +281,7 @@ fn header_fault(control: &HeaderControl, request: &RequestView<'_>, entropy: u64
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::sampling::SplitMix64;
+    use mesh_policy::SplitMix64;
     use proptest::prelude::*;
 
     fn config(json: &str) -> Config {
@@ -278,8 +309,8 @@ mod tests {
     fn first_matching_rule_wins() {
         let config = config(
             r#"{"rules": [
-                {"name": "a", "match": [{"uri": {"prefix": "/a"}}], "abort": {"httpStatus": 500}},
-                {"name": "any", "abort": {"httpStatus": 503}}
+                {"name": "a", "match": [{"uri": {"prefix": "/a"}}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}},
+                {"name": "any", "abort": {"httpStatus": 503, "percentage": {"value": 100}}}
             ]}"#,
         );
         let fault = config.decide(&request("/a/1", &[], 0)).unwrap();
@@ -295,7 +326,7 @@ mod tests {
         let config = config(
             r#"{"rules": [
                 {"match": [{"uri": {"prefix": "/a"}}], "abort": {"httpStatus": 500, "percentage": {"value": 0}}},
-                {"abort": {"httpStatus": 503}}
+                {"abort": {"httpStatus": 503, "percentage": {"value": 100}}}
             ]}"#,
         );
         assert_eq!(config.decide(&request("/a", &[], 1)), None);
@@ -305,7 +336,7 @@ mod tests {
     #[test]
     fn no_match_no_fault() {
         let config = config(
-            r#"{"rules": [{"match": [{"headers": {"end-user": {"exact": "tester"}}}], "delay": {"fixedDelay": "1s"}}]}"#,
+            r#"{"rules": [{"match": [{"headers": {"end-user": {"exact": "tester"}}}], "delay": {"fixedDelay": "1s", "percentage": {"value": 100}}}]}"#,
         );
         assert_eq!(config.decide(&request("/", &[], 0)), None);
         let headers = pairs(&[("end-user", "tester")]);
@@ -317,7 +348,7 @@ mod tests {
     #[test]
     fn delay_and_abort_together() {
         let config = config(
-            r#"{"rules": [{"name": "both", "abort": {"httpStatus": 503}, "delay": {"fixedDelay": "2.5s"}}]}"#,
+            r#"{"rules": [{"name": "both", "abort": {"httpStatus": 503, "percentage": {"value": 100}}, "delay": {"fixedDelay": "2.5s", "percentage": {"value": 100}}}]}"#,
         );
         let fault = config.decide(&request("/", &[], 0)).unwrap();
         assert_eq!(fault.delay, Some(Duration::from_millis(2500)));
@@ -328,7 +359,7 @@ mod tests {
     fn method_route_and_source_matter() {
         let config = config(
             r#"{"rules": [{"match": [{"method": {"exact": "POST"}, "routeName": "r1",
-                 "sourceIpBlocks": ["192.168.0.0/16"]}], "abort": {"httpStatus": 500}}]}"#,
+                 "sourceIpBlocks": ["192.168.0.0/16"]}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}}]}"#,
         );
         let mut view = request("/", &[], 0);
         view.method = "POST";
@@ -342,7 +373,7 @@ mod tests {
     #[test]
     fn http_abort_reply_has_body_and_headers() {
         let config = config(
-            r#"{"rules": [{"name": "r", "abort": {"httpStatus": 503, "headers": {"x-chaos": "1"}}}]}"#,
+            r#"{"rules": [{"name": "r", "abort": {"httpStatus": 503, "headers": {"x-chaos": "1"}, "percentage": {"value": 100}}}]}"#,
         );
         let reply = config
             .decide(&request("/", &[], 0))
@@ -359,7 +390,9 @@ mod tests {
 
     #[test]
     fn grpc_abort_reply_is_trailers_only() {
-        let config = config(r#"{"rules": [{"abort": {"grpcStatus": "UNAVAILABLE"}}]}"#);
+        let config = config(
+            r#"{"rules": [{"abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 100}}}]}"#,
+        );
         let fault = config.decide(&request("/", &[], 0)).unwrap();
         assert_eq!(fault.header_value(), "abort=grpc-14;rule=0");
         let reply = fault.local_reply("x-f").unwrap();
@@ -375,7 +408,9 @@ mod tests {
 
     #[test]
     fn a_delay_has_no_local_reply() {
-        let config = config(r#"{"rules": [{"delay": {"fixedDelay": "10ms"}}]}"#);
+        let config = config(
+            r#"{"rules": [{"delay": {"fixedDelay": "10ms", "percentage": {"value": 100}}}]}"#,
+        );
         let fault = config.decide(&request("/", &[], 0)).unwrap();
         assert_eq!(fault.local_reply("x"), None);
         assert_eq!(fault.header_value(), "delay=10ms;rule=0");
@@ -438,7 +473,7 @@ mod tests {
     #[test]
     fn header_control_is_off_by_default() {
         let config = config(
-            r#"{"rules": [{"match": [{"uri": {"exact": "/x"}}], "abort": {"httpStatus": 500}}]}"#,
+            r#"{"rules": [{"match": [{"uri": {"exact": "/x"}}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}}]}"#,
         );
         let headers = pairs(&[(ABORT_HEADER, "503"), (DELAY_HEADER, "100")]);
         assert_eq!(config.decide(&request("/", &headers, 0)), None);
@@ -527,7 +562,7 @@ mod tests {
     #[test]
     fn header_control_comes_before_rules() {
         let config = config(
-            r#"{"rules": [{"name": "r", "abort": {"httpStatus": 500}}], "headerControl": {}}"#,
+            r#"{"rules": [{"name": "r", "abort": {"httpStatus": 500, "percentage": {"value": 100}}}], "headerControl": {}}"#,
         );
         let headers = pairs(&[(ABORT_HEADER, "418")]);
         let fault = config.decide(&request("/", &headers, 0)).unwrap();
@@ -589,7 +624,7 @@ mod tests {
                 r#"{"requestIdHeader": "x-request-id", "headerControl": {},
                     "rules": [{"match": [{"uri": {"regex": "/a.*"}, "queryParams": {"q": {"prefix": "x"}},
                                           "headers": {"x-a": {}}, "withoutHeaders": {"x-b": {"exact": "1"}}}],
-                               "abort": {"httpStatus": 500}},
+                               "abort": {"httpStatus": 500, "percentage": {"value": 100}}},
                               {"delay": {"fixedDelay": "1ms", "percentage": {"value": 50}}}]}"#,
             );
             let mut view = request(&path, &headers, random);

@@ -1,28 +1,29 @@
 //! The fault injector as a proxy-wasm plugin: the thin adapter between the
 //! host and `fault-injector-filter`. It reads each request into a plain
 //! view, asks the filter crate for a decision, and applies it: an abort is a
-//! local response; a delay parks the stream and the root context's tick
-//! resumes it on time (then aborts it, when the rule asks for both).
+//! local response; a delay parks the stream in the filter crate's
+//! [`DelayScheduler`] and the root context's tick resumes it on time (then
+//! aborts it, when the rule asks for both).
 //!
-//! What lives here and nowhere else: the clock (only the host's), the tick
-//! timer, the list of parked streams, the cluster-wide count of faults in
-//! progress (shared data with CAS), metrics, and the per-VM random source.
-//! See the README beside this crate for the configuration and the design of
-//! the delay timer.
+//! What lives here and nowhere else: the host calls (the clock, the tick
+//! timer, shared data, local replies, resuming a stream), metrics, and the
+//! per-VM random source. The schedule of parked streams and the count of
+//! faults in progress are policy, in the filter crate, tested natively; the
+//! host glue the plugins share is `mesh_policy::adapter`. See the README
+//! beside this crate for the configuration and the design of the timer.
 
-use std::cell::{Cell, RefCell};
-use std::collections::hash_map::RandomState;
-use std::collections::{BTreeMap, HashMap};
-use std::hash::BuildHasher;
+use std::cell::RefCell;
 use std::rc::Rc;
-use std::time::{Duration, UNIX_EPOCH};
+use std::time::Duration;
 
 use fault_injector_filter::{
-    Config, FaultOrigin, LocalReply, RequestView, SplitMix64, parse_source_address,
+    ActiveFaults, Admission, Config, DelayScheduler, FaultOrigin, LocalReply, RequestView,
+    SplitMix64, parse_source_address,
 };
+use mesh_policy::adapter::{self, HostStore};
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType};
 
 proxy_wasm::main! {{
     proxy_wasm::set_log_level(LogLevel::Info);
@@ -31,27 +32,7 @@ proxy_wasm::main! {{
     });
 }}
 
-/// How many times a shared-data update retries after a CAS mismatch before
-/// giving up. Each retry means another worker updated the counter between our
-/// read and write; Envoy serialises shared-data calls, so a handful suffices.
-const CAS_ATTEMPTS: usize = 32;
-
-/// The longest tick period: far-off delays are re-checked at least this often,
-/// which keeps the millisecond count well inside the ABI's u32.
-const MAX_TICK: Duration = Duration::from_secs(60);
-
-const NANOS_PER_MS: u64 = 1_000_000;
-
-fn log(level: LogLevel, message: &str) {
-    let _ = hostcalls::log(level, message);
-}
-
-/// The host's wall clock, in nanoseconds since the epoch.
-fn now_nanos() -> Option<u64> {
-    let now = hostcalls::get_current_time().ok()?;
-    let since = now.duration_since(UNIX_EPOCH).ok()?;
-    u64::try_from(since.as_nanos()).ok()
-}
+const PLUGIN: &str = "fault-injector";
 
 fn duration_nanos(duration: Duration) -> u64 {
     u64::try_from(duration.as_nanos()).unwrap_or(u64::MAX)
@@ -107,20 +88,10 @@ impl Metrics {
     }
 }
 
-/// A stream waiting out its delay.
-#[derive(Debug)]
-struct Parked {
-    /// The abort to send when the delay ends (delay then abort), with the
-    /// index of the fault's label for metrics; `None` resumes the request.
-    abort: Option<(LocalReply, usize)>,
-}
-
-/// A slot in the count of faults in progress.
-#[derive(Debug, Clone, Copy)]
-struct Slot {
-    /// Whether the cluster-wide counter in shared data was incremented.
-    counted: bool,
-}
+/// A stream waiting out its delay: the abort to send when the delay ends
+/// (delay then abort), with the index of the fault's label for metrics;
+/// `None` resumes the request.
+type Parked = Option<(LocalReply, usize)>;
 
 /// What the root context shares with its stream contexts (one VM, one
 /// thread: `Rc` and `RefCell`).
@@ -130,16 +101,8 @@ struct Shared {
     config: RefCell<Option<Rc<Config>>>,
     metrics: RefCell<Rc<Metrics>>,
     rng: RefCell<SplitMix64>,
-    /// Parked streams by (due time in ns, context id), earliest first.
-    parked: RefCell<BTreeMap<(u64, u32), Parked>>,
-    /// Context id to due time, to unpark a stream that goes away.
-    due_by_context: RefCell<HashMap<u32, u64>>,
-    /// When the tick timer fires next (ns), if armed.
-    next_wake: Cell<Option<u64>>,
-    /// Streams holding a slot in the count of faults in progress.
-    slots: RefCell<HashMap<u32, Slot>>,
-    /// The shared-data key of the cluster-wide count.
-    active_key: RefCell<String>,
+    scheduler: RefCell<DelayScheduler<Parked>>,
+    active: RefCell<ActiveFaults>,
 }
 
 impl Shared {
@@ -149,11 +112,8 @@ impl Shared {
             config: RefCell::new(None),
             metrics: RefCell::new(Rc::new(Metrics::default())),
             rng: RefCell::new(SplitMix64::new(0)),
-            parked: RefCell::new(BTreeMap::new()),
-            due_by_context: RefCell::new(HashMap::new()),
-            next_wake: Cell::new(None),
-            slots: RefCell::new(HashMap::new()),
-            active_key: RefCell::new(String::new()),
+            scheduler: RefCell::new(DelayScheduler::new()),
+            active: RefCell::new(ActiveFaults::default()),
         }
     }
 
@@ -161,95 +121,67 @@ impl Shared {
         Rc::clone(&self.metrics.borrow())
     }
 
-    // --- faults in progress -------------------------------------------------
-
-    /// Takes a slot for `context` if the limit allows. Exact across workers:
-    /// the count lives in shared data and changes only by compare-and-swap.
+    /// Takes a slot in the count of faults in progress for `context`.
     fn acquire(&self, context: u32, limit: Option<u32>) -> bool {
-        let counted = match limit {
-            None => false,
-            Some(max) => {
-                let key = self.active_key.borrow().clone();
-                match cas_update(&key, |n| (n < u64::from(max)).then_some(n + 1)) {
-                    CasOutcome::Updated => true,
-                    CasOutcome::Refused => return false,
-                    CasOutcome::Failed(why) => {
-                        log(
-                            LogLevel::Warn,
-                            &format!(
-                                "fault-injector: cannot count the fault ({why}); not injecting it"
-                            ),
-                        );
-                        return false;
-                    }
-                }
+        let admission = self
+            .active
+            .borrow_mut()
+            .acquire(&mut HostStore, context, limit);
+        match admission {
+            Admission::Granted => {
+                Metrics::add(self.metrics().active, 1);
+                true
             }
-        };
-        self.slots.borrow_mut().insert(context, Slot { counted });
-        Metrics::add(self.metrics().active, 1);
-        true
+            Admission::Overflow => {
+                Metrics::add(self.metrics().overflow, 1);
+                false
+            }
+            Admission::Failed(why) => {
+                adapter::log(
+                    LogLevel::Warn,
+                    &format!("{PLUGIN}: cannot count the fault ({why}); not injecting it"),
+                );
+                false
+            }
+        }
     }
 
     /// Gives back `context`'s slot, if it holds one (idempotent).
     fn release(&self, context: u32) {
-        let Some(slot) = self.slots.borrow_mut().remove(&context) else {
-            return;
-        };
-        Metrics::add(self.metrics().active, -1);
-        if slot.counted {
-            let key = self.active_key.borrow().clone();
-            if let CasOutcome::Failed(why) = cas_update(&key, |n| Some(n.saturating_sub(1))) {
-                log(
+        match self.active.borrow_mut().release(&mut HostStore, context) {
+            Ok(false) => {}
+            Ok(true) => Metrics::add(self.metrics().active, -1),
+            Err(why) => {
+                Metrics::add(self.metrics().active, -1);
+                adapter::log(
                     LogLevel::Warn,
-                    &format!("fault-injector: cannot release a fault slot ({why})"),
+                    &format!("{PLUGIN}: cannot release a fault slot ({why})"),
                 );
             }
         }
     }
 
-    // --- parked streams and the tick ----------------------------------------
-
-    fn park(&self, context: u32, due: u64, now: u64, parked: Parked) {
-        self.parked.borrow_mut().insert((due, context), parked);
-        self.due_by_context.borrow_mut().insert(context, due);
-        // Re-arm only when this delay ends before the timer would fire.
-        if self.next_wake.get().is_none_or(|wake| due < wake) {
-            self.arm(due, now);
+    /// Sets the tick period; the scheduler learns of it only if the host
+    /// accepts (else the next park tries again).
+    fn set_timer(&self, now: u64, period: Option<Duration>) {
+        let period_or_off = period.unwrap_or(Duration::ZERO);
+        if hostcalls::set_tick_period(period_or_off).is_ok()
+            && let Some(period) = period
+        {
+            self.scheduler.borrow_mut().armed(now, period);
         }
     }
 
-    fn is_parked(&self, context: u32) -> bool {
-        self.due_by_context.borrow().contains_key(&context)
+    fn park(&self, context: u32, due: u64, now: u64, parked: Parked) {
+        let rearm = self.scheduler.borrow_mut().park(context, due, now, parked);
+        if rearm.is_some() {
+            self.set_timer(now, rearm);
+        }
     }
 
     /// Forgets a parked stream (the client went away); nothing is resumed.
     fn unpark(&self, context: u32) {
-        let Some(due) = self.due_by_context.borrow_mut().remove(&context) else {
-            return;
-        };
-        self.parked.borrow_mut().remove(&(due, context));
-        if self.parked.borrow().is_empty() {
-            self.disarm();
-        }
-    }
-
-    /// Sets the tick to fire when `due` is reached: the whole milliseconds
-    /// until then, rounded up (never early), at least 1 ms, at most
-    /// [`MAX_TICK`]. Envoy restarts its timer when the period is set.
-    fn arm(&self, due: u64, now: u64) {
-        let max_ms = duration_nanos(MAX_TICK) / NANOS_PER_MS;
-        let wait_ms = due
-            .saturating_sub(now)
-            .div_ceil(NANOS_PER_MS)
-            .clamp(1, max_ms);
-        if hostcalls::set_tick_period(Duration::from_millis(wait_ms)).is_ok() {
-            self.next_wake
-                .set(Some(now.saturating_add(wait_ms * NANOS_PER_MS)));
-        }
-    }
-
-    fn disarm(&self) {
-        if self.next_wake.take().is_some() {
+        if self.scheduler.borrow_mut().unpark(context) {
             let _ = hostcalls::set_tick_period(Duration::ZERO);
         }
     }
@@ -257,23 +189,18 @@ impl Shared {
     /// Resumes (or aborts) every stream whose delay is over, then re-arms
     /// the tick for the next one, or turns it off.
     fn on_tick(&self) {
-        let Some(now) = now_nanos() else {
+        let Some(now) = adapter::now_nanos() else {
             return;
         };
-        let due: Vec<((u64, u32), Parked)> = {
-            let mut parked = self.parked.borrow_mut();
-            let later = parked.split_off(&(now.saturating_add(1), 0));
-            std::mem::replace(&mut *parked, later).into_iter().collect()
-        };
+        let tick = self.scheduler.borrow_mut().on_tick(now);
         let metrics = self.metrics();
-        for ((_, context), parked) in due {
-            self.due_by_context.borrow_mut().remove(&context);
+        for (context, parked) in tick.due {
             if hostcalls::set_effective_context(context).is_err() {
                 // The stream is gone without on_done reaching us: free its slot.
                 self.release(context);
                 continue;
             }
-            match parked.abort {
+            match parked {
                 None => {
                     let _ = hostcalls::resume_http_request();
                     // The fault is over; the request goes on as any other.
@@ -286,47 +213,8 @@ impl Shared {
             }
         }
         let _ = hostcalls::set_effective_context(self.root_id);
-        self.next_wake.set(None);
-        let earliest = self.parked.borrow().keys().next().map(|(due, _)| *due);
-        match earliest {
-            Some(due) => self.arm(due, now),
-            None => {
-                let _ = hostcalls::set_tick_period(Duration::ZERO);
-            }
-        }
+        self.set_timer(now, tick.next);
     }
-}
-
-enum CasOutcome {
-    Updated,
-    /// The step declined (the limit is reached).
-    Refused,
-    Failed(String),
-}
-
-/// Applies `step` to the decimal counter at `key` with compare-and-swap,
-/// retrying on a mismatch at most [`CAS_ATTEMPTS`] times. A missing or
-/// unreadable value counts as 0.
-fn cas_update(key: &str, step: impl Fn(u64) -> Option<u64>) -> CasOutcome {
-    for _ in 0..CAS_ATTEMPTS {
-        let (value, cas) = match hostcalls::get_shared_data(key) {
-            Ok(entry) => entry,
-            Err(status) => return CasOutcome::Failed(format!("get: {status:?}")),
-        };
-        let current = value
-            .and_then(|bytes| String::from_utf8(bytes).ok())
-            .and_then(|text| text.parse::<u64>().ok())
-            .unwrap_or(0);
-        let Some(next) = step(current) else {
-            return CasOutcome::Refused;
-        };
-        match hostcalls::set_shared_data(key, Some(next.to_string().as_bytes()), cas) {
-            Ok(()) => return CasOutcome::Updated,
-            Err(Status::CasMismatch) => continue,
-            Err(status) => return CasOutcome::Failed(format!("set: {status:?}")),
-        }
-    }
-    CasOutcome::Failed(format!("{CAS_ATTEMPTS} CAS mismatches in a row"))
 }
 
 fn send_reply(reply: &LocalReply) {
@@ -362,50 +250,26 @@ impl Context for FaultRoot {}
 
 impl RootContext for FaultRoot {
     fn on_vm_start(&mut self, _vm_configuration_size: usize) -> bool {
-        // std's RandomState draws its keys from WASI random_get: hashing the
-        // host time with it gives each VM its own seed without another crate.
-        let seed = RandomState::new().hash_one(now_nanos().unwrap_or(0));
-        *self.shared.rng.borrow_mut() = SplitMix64::new(seed);
+        *self.shared.rng.borrow_mut() = SplitMix64::new(adapter::random_seed());
         true
     }
 
     fn on_configure(&mut self, _plugin_configuration_size: usize) -> bool {
-        let raw = hostcalls::get_buffer(
-            proxy_wasm::types::BufferType::PluginConfiguration,
-            0,
-            usize::MAX,
-        )
-        .ok()
-        .flatten()
-        .unwrap_or_default();
-        let config = match Config::from_json(&raw) {
-            Ok(config) => Rc::new(config),
-            Err(error) => {
-                log(
-                    LogLevel::Error,
-                    &format!("fault-injector: invalid configuration: {error}"),
-                );
-                return false;
-            }
+        let Some(config) = adapter::configure::<Config>(PLUGIN, &mesh_policy::no_env) else {
+            return false;
         };
-        let root_id = hostcalls::get_property(vec!["plugin_root_id"])
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
-            .unwrap_or_default();
-        let key = format!("fault_injector.active_faults.{root_id}");
-        if config.max_active_faults().is_some()
-            && matches!(hostcalls::get_shared_data(&key), Ok((None, _)))
-        {
-            // Create the counter so that every later update can use CAS.
-            let _ = hostcalls::set_shared_data(&key, Some(b"0"), None);
+        let config = Rc::new(config);
+        let root_id = adapter::property(vec!["plugin_root_id"]).unwrap_or_default();
+        let active = ActiveFaults::new(format!("fault_injector.active_faults.{root_id}"));
+        if config.max_active_faults().is_some() {
+            active.create_count(&mut HostStore);
         }
-        *self.shared.active_key.borrow_mut() = key;
+        *self.shared.active.borrow_mut() = active;
         *self.shared.metrics.borrow_mut() = Rc::new(Metrics::define(&config));
-        log(
+        adapter::log(
             LogLevel::Info,
             &format!(
-                "fault-injector: configured {} rule(s){}",
+                "{PLUGIN}: configured {} rule(s){}",
                 config.rules().len(),
                 if config.header_control().is_some() {
                     " and header control"
@@ -414,6 +278,9 @@ impl RootContext for FaultRoot {
                 }
             ),
         );
+        for notice in config.notices() {
+            adapter::log(LogLevel::Warn, &format!("{PLUGIN}: {notice}"));
+        }
         *self.shared.config.borrow_mut() = Some(config);
         true
     }
@@ -450,19 +317,12 @@ struct FaultStream {
 
 impl FaultStream {
     fn holding(&self) -> bool {
-        self.aborted || self.shared.is_parked(self.context_id)
+        self.aborted || self.shared.scheduler.borrow().is_parked(self.context_id)
     }
 
     fn finish(&self) {
         self.shared.unpark(self.context_id);
         self.shared.release(self.context_id);
-    }
-
-    fn property(&self, path: Vec<&str>) -> Option<String> {
-        hostcalls::get_property(path)
-            .ok()
-            .flatten()
-            .map(|b| String::from_utf8_lossy(&b).into_owned())
     }
 }
 
@@ -480,8 +340,7 @@ impl HttpContext for FaultStream {
         let Some(config) = self.config.clone() else {
             return Action::Continue;
         };
-        let headers =
-            hostcalls::get_map(proxy_wasm::types::MapType::HttpRequestHeaders).unwrap_or_default();
+        let headers = hostcalls::get_map(MapType::HttpRequestHeaders).unwrap_or_default();
         let header = |name: &str| {
             headers
                 .iter()
@@ -490,12 +349,12 @@ impl HttpContext for FaultStream {
         };
         let source_address = config
             .uses_source_address()
-            .then(|| self.property(vec!["source", "address"]))
+            .then(|| adapter::property(vec!["source", "address"]))
             .flatten()
             .and_then(|text| parse_source_address(&text));
         let route_name = config
             .uses_route_name()
-            .then(|| self.property(vec!["xds", "route_name"]))
+            .then(|| adapter::property(vec!["xds", "route_name"]))
             .flatten();
         let random = self.shared.rng.borrow_mut().next_u64();
         let view = RequestView {
@@ -509,17 +368,16 @@ impl HttpContext for FaultStream {
         let Some(fault) = config.decide(&view) else {
             return Action::Continue;
         };
-        let metrics = self.shared.metrics();
-        let Some(now) = now_nanos() else {
+        let Some(now) = adapter::now_nanos() else {
             return Action::Continue;
         };
         if !self
             .shared
             .acquire(self.context_id, config.max_active_faults())
         {
-            Metrics::add(metrics.overflow, 1);
             return Action::Continue;
         }
+        let metrics = self.shared.metrics();
         let label = label_index(&config, fault.origin);
         let reply = fault.local_reply(config.response_header());
         self.aborted = reply.is_some();
@@ -529,10 +387,8 @@ impl HttpContext for FaultStream {
                 self.report = Some(fault.header_value());
             }
             let due = now.saturating_add(duration_nanos(delay));
-            let parked = Parked {
-                abort: reply.map(|r| (r, label)),
-            };
-            self.shared.park(self.context_id, due, now, parked);
+            self.shared
+                .park(self.context_id, due, now, reply.map(|r| (r, label)));
             return Action::Pause;
         }
         if let Some(reply) = reply {
@@ -563,7 +419,7 @@ impl HttpContext for FaultStream {
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
         if let (Some(value), Some(config)) = (&self.report, &self.config) {
             let _ = hostcalls::add_map_value(
-                proxy_wasm::types::MapType::HttpResponseHeaders,
+                MapType::HttpResponseHeaders,
                 config.response_header(),
                 value,
             );

@@ -9,7 +9,8 @@ use proxy_wasm_harness::Request;
 
 #[test]
 fn aborts_with_envoys_default_body() {
-    let (mut h, w) = start(r#"{"rules": [{"abort": {"httpStatus": 503}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#);
     let exchange = send(&mut h, w, Request::get("/flights"));
     assert!(!reached_upstream(&exchange));
     assert_eq!(exchange.status(), Some(503));
@@ -25,7 +26,7 @@ fn aborts_with_envoys_default_body() {
 fn aborts_with_configured_body_and_headers() {
     let (mut h, w) = start(
         r#"{"rules": [{"name": "teapot", "abort": {"httpStatus": 418, "body": "{\"error\":\"chaos\"}",
-            "headers": {"content-type": "application/json", "retry-after": "1"}}}]}"#,
+            "headers": {"content-type": "application/json", "retry-after": "1"}, "percentage": {"value": 100}}}]}"#,
     );
     let exchange = send(&mut h, w, Request::get("/"));
     assert_eq!(exchange.status(), Some(418));
@@ -43,7 +44,9 @@ fn aborts_with_configured_body_and_headers() {
 
 #[test]
 fn grpc_aborts_answer_200_with_grpc_status() {
-    let (mut h, w) = start(r#"{"rules": [{"abort": {"grpcStatus": "UNAVAILABLE"}}]}"#);
+    let (mut h, w) = start(
+        r#"{"rules": [{"abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 100}}}]}"#,
+    );
     let request =
         Request::post("/airport.Alerts/Raise", "msg").header("content-type", "application/grpc");
     let exchange = send(&mut h, w, request);
@@ -71,7 +74,7 @@ fn grpc_aborts_answer_200_with_grpc_status() {
 #[test]
 fn the_report_header_name_is_configurable() {
     let (mut h, w) = start(
-        r#"{"responseHeader": "x-chaos", "rules": [{"name": "r1", "abort": {"httpStatus": 500}}]}"#,
+        r#"{"responseHeader": "x-chaos", "rules": [{"name": "r1", "abort": {"httpStatus": 500, "percentage": {"value": 100}}}]}"#,
     );
     let exchange = send(&mut h, w, Request::get("/"));
     assert_eq!(
@@ -85,8 +88,8 @@ fn the_report_header_name_is_configurable() {
 fn aborts_are_counted_in_total_and_per_rule() {
     let (mut h, w) = start(
         r#"{"rules": [
-            {"name": "scans", "match": [{"uri": {"prefix": "/scan"}}], "abort": {"httpStatus": 500}},
-            {"abort": {"httpStatus": 503}}
+            {"name": "scans", "match": [{"uri": {"prefix": "/scan"}}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}},
+            {"abort": {"httpStatus": 503, "percentage": {"value": 100}}}
         ]}"#,
     );
     for _ in 0..3 {
@@ -107,7 +110,7 @@ fn aborts_are_counted_in_total_and_per_rule() {
 #[test]
 fn unmatched_requests_pass_untouched() {
     let (mut h, w) = start(
-        r#"{"rules": [{"match": [{"uri": {"exact": "/never"}}], "abort": {"httpStatus": 503}}]}"#,
+        r#"{"rules": [{"match": [{"uri": {"exact": "/never"}}], "abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
     );
     let exchange = send(&mut h, w, Request::post("/", "payload").trailer("x-t", "1"));
     assert!(reached_upstream(&exchange));
@@ -120,7 +123,8 @@ fn unmatched_requests_pass_untouched() {
 
 #[test]
 fn configuration_is_logged_once_at_info() {
-    let (h, w) = start(r#"{"rules": [{"abort": {"httpStatus": 503}}]}"#);
+    let (h, w) =
+        start(r#"{"rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#);
     let info = h.logs_at(w, proxy_wasm_harness::LogLevel::Info).unwrap();
     assert_eq!(info, vec!["fault-injector: configured 1 rule(s)"]);
 }

@@ -56,9 +56,9 @@ refuses! {
     percentage_without_value: r#"{"rules": [{"abort": {"httpStatus": 503, "percentage": {}}}]}"# => "rules[0].abort.percentage: missing field `value`";
     missing_fixed_delay: r#"{"rules": [{"delay": {}}]}"# => "rules[0].delay: missing field `fixedDelay`";
     unparseable_duration: r#"{"rules": [{"delay": {"fixedDelay": "ten seconds"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"ten seconds\"";
-    duration_without_unit: r#"{"rules": [{"delay": {"fixedDelay": "100"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"100\": \"100\" has no unit";
+    duration_without_unit: r#"{"rules": [{"delay": {"fixedDelay": "100"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"100\": \"100\" has a number without a unit";
     duration_with_unknown_unit: r#"{"rules": [{"delay": {"fixedDelay": "1w"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"1w\": unknown unit \"w\"";
-    negative_duration: r#"{"rules": [{"delay": {"fixedDelay": "-5s"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"-5s\": negative";
+    negative_duration: r#"{"rules": [{"delay": {"fixedDelay": "-5s"}}]}"# => "rules[0].delay.fixedDelay: cannot parse duration \"-5s\": \"-5s\" is negative";
     delay_under_a_millisecond: r#"{"rules": [{"delay": {"fixedDelay": "0.5ms"}}]}"# => "rules[0].delay.fixedDelay: \"0.5ms\" is shorter than 1ms";
     bad_uri_regex: r#"{"rules": [{"match": [{"uri": {"regex": "/flights/(["}}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].uri.regex: bad regex:";
     bad_header_regex: r#"{"rules": [{"match": [{"headers": {"end-user": {"regex": "*tester"}}}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].headers.end-user.regex: bad regex:";
@@ -75,7 +75,6 @@ refuses! {
     bad_response_header: r#"{"responseHeader": "x fault", "rules": [{"abort": {"httpStatus": 503}}]}"# => "responseHeader: \"x fault\" is not a valid header name";
     pseudo_response_header: r#"{"responseHeader": ":path", "rules": [{"abort": {"httpStatus": 503}}]}"# => "responseHeader: \":path\" may not be set here";
     bad_request_id_header: r#"{"requestIdHeader": "x request id", "rules": [{"abort": {"httpStatus": 503}}]}"# => "requestIdHeader: \"x request id\" is not a valid header name";
-    zero_max_active_faults: r#"{"maxActiveFaults": 0, "rules": [{"abort": {"httpStatus": 503}}]}"# => "maxActiveFaults: 0 is not allowed";
     negative_max_active_faults: r#"{"maxActiveFaults": -1, "rules": [{"abort": {"httpStatus": 503}}]}"# => "maxActiveFaults: -1 is not allowed";
     fractional_max_active_faults: r#"{"maxActiveFaults": 1.5, "rules": [{"abort": {"httpStatus": 503}}]}"# => "maxActiveFaults: invalid type: floating point";
     bad_rule_name: r#"{"rules": [{"name": "checkin.v2", "abort": {"httpStatus": 503}}]}"# => "rules[0].name: \"checkin.v2\" is not a valid rule name";
@@ -83,6 +82,8 @@ refuses! {
     header_control_all_off: r#"{"headerControl": {"abort": false, "delay": false}}"# => "headerControl: abort and delay are both off";
     header_control_bad_max_delay: r#"{"headerControl": {"maxDelay": "5"}}"# => "headerControl.maxDelay: cannot parse duration \"5\"";
     header_control_bad_max_percentage: r#"{"headerControl": {"maxPercentage": {"value": 200}}}"# => "headerControl.maxPercentage.value: 200 is not a percentage";
+    integer_delay_percent_over_100: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": 150}}]}"# => "rules[0].delay.percent: 150 is not a whole percentage (0-100)";
+    abort_integer_percent_is_reserved: r#"{"rules": [{"abort": {"httpStatus": 503, "percent": 50}}]}"# => "rules[0].abort.percent: unknown field";
     header_control_bad_match: r#"{"headerControl": {"match": [{"uri": {"regex": "+"}}]}}"# => "headerControl.match[0].uri.regex: bad regex";
 }
 
@@ -90,12 +91,17 @@ refuses! {
 fn a_good_configuration_logs_no_error() {
     let mut harness = Harness::new();
     let worker = harness
-        .start(&plugin(r#"{"rules": [{"abort": {"httpStatus": 503}}]}"#))
+        .start(&plugin(
+            r#"{"rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
+        ))
         .unwrap();
     assert!(harness.logs_at(worker, LogLevel::Error).unwrap().is_empty());
 }
 
 #[test]
 fn a_configuration_that_is_not_an_object_is_refused() {
-    assert_eq!(refusal("[1, 2]"), "config: expected a JSON object");
+    assert_eq!(
+        refusal("[1, 2]"),
+        "config: expected a JSON object, got an array"
+    );
 }

@@ -11,7 +11,9 @@ use proxy_wasm_harness::{Action, Flow, Request};
 
 #[test]
 fn a_delay_holds_the_request_for_exactly_its_duration() {
-    let (mut h, w) = start(r#"{"rules": [{"name": "slow", "delay": {"fixedDelay": "2.5s"}}]}"#);
+    let (mut h, w) = start(
+        r#"{"rules": [{"name": "slow", "delay": {"fixedDelay": "2.5s", "percentage": {"value": 100}}}]}"#,
+    );
     let before = h.now();
     let exchange = send(&mut h, w, Request::get("/"));
     assert_eq!(since(&h, before), Duration::from_millis(2500));
@@ -39,7 +41,7 @@ fn istio_duration_forms_are_honoured() {
         ("1s250ms", Duration::from_millis(1250)),
     ] {
         let (mut h, w) = start(&format!(
-            r#"{{"rules": [{{"delay": {{"fixedDelay": "{text}"}}}}]}}"#
+            r#"{{"rules": [{{"delay": {{"fixedDelay": "{text}", "percentage": {{"value": 100}}}}}}]}}"#
         ));
         let before = h.now();
         send(&mut h, w, Request::get("/"));
@@ -49,7 +51,8 @@ fn istio_duration_forms_are_honoured() {
 
 #[test]
 fn a_sub_millisecond_remainder_is_rounded_up_never_down() {
-    let (mut h, w) = start(r#"{"rules": [{"delay": {"fixedDelay": "1500us"}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"delay": {"fixedDelay": "1500us", "percentage": {"value": 100}}}]}"#);
     let before = h.now();
     send(&mut h, w, Request::get("/"));
     assert_eq!(since(&h, before), Duration::from_millis(2));
@@ -57,7 +60,8 @@ fn a_sub_millisecond_remainder_is_rounded_up_never_down() {
 
 #[test]
 fn the_tick_is_armed_only_while_a_delay_is_pending() {
-    let (mut h, w) = start(r#"{"rules": [{"delay": {"fixedDelay": "100ms"}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"delay": {"fixedDelay": "100ms", "percentage": {"value": 100}}}]}"#);
     assert_eq!(h.tick_period(w).unwrap(), Duration::ZERO);
     let s = h.new_stream(w).unwrap();
     let action = h
@@ -78,9 +82,9 @@ fn the_tick_is_armed_only_while_a_delay_is_pending() {
 fn concurrent_delays_each_resume_on_time() {
     let (mut h, w) = start(
         r#"{"rules": [
-            {"match": [{"uri": {"exact": "/500"}}], "delay": {"fixedDelay": "500ms"}},
-            {"match": [{"uri": {"exact": "/100"}}], "delay": {"fixedDelay": "100ms"}},
-            {"match": [{"uri": {"exact": "/10"}}], "delay": {"fixedDelay": "10ms"}}
+            {"match": [{"uri": {"exact": "/500"}}], "delay": {"fixedDelay": "500ms", "percentage": {"value": 100}}},
+            {"match": [{"uri": {"exact": "/100"}}], "delay": {"fixedDelay": "100ms", "percentage": {"value": 100}}},
+            {"match": [{"uri": {"exact": "/10"}}], "delay": {"fixedDelay": "10ms", "percentage": {"value": 100}}}
         ]}"#,
     );
     let start = h.now();
@@ -115,7 +119,8 @@ fn concurrent_delays_each_resume_on_time() {
 #[test]
 fn many_delays_take_few_ticks() {
     // Adaptive tick: one wake-up per distinct due time, not one per ms.
-    let (mut h, w) = start(r#"{"rules": [{"delay": {"fixedDelay": "1s"}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": 100}}}]}"#);
     let mut streams = Vec::new();
     for _ in 0..50 {
         let s = h.new_stream(w).unwrap();
@@ -135,7 +140,8 @@ fn many_delays_take_few_ticks() {
 
 #[test]
 fn the_body_waits_with_the_headers() {
-    let (mut h, w) = start(r#"{"rules": [{"delay": {"fixedDelay": "50ms"}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"delay": {"fixedDelay": "50ms", "percentage": {"value": 100}}}]}"#);
     let s = h.new_stream(w).unwrap();
     let action = h
         .request_headers(s, [(":method", "POST"), (":path", "/")], false)
@@ -153,7 +159,8 @@ fn the_body_waits_with_the_headers() {
 
 #[test]
 fn a_delayed_post_reaches_the_upstream_whole() {
-    let (mut h, w) = start(r#"{"rules": [{"delay": {"fixedDelay": "20ms"}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"delay": {"fixedDelay": "20ms", "percentage": {"value": 100}}}]}"#);
     let before = h.now();
     let exchange = send(&mut h, w, Request::post("/upload", "image-bytes"));
     assert_eq!(since(&h, before), Duration::from_millis(20));
@@ -165,7 +172,8 @@ fn a_delayed_post_reaches_the_upstream_whole() {
 
 #[test]
 fn a_delay_holds_a_slot_only_while_it_lasts() {
-    let (mut h, w) = start(r#"{"rules": [{"delay": {"fixedDelay": "30ms"}}]}"#);
+    let (mut h, w) =
+        start(r#"{"rules": [{"delay": {"fixedDelay": "30ms", "percentage": {"value": 100}}}]}"#);
     let s = h.new_stream(w).unwrap();
     h.request_headers(s, [(":method", "GET"), (":path", "/")], true)
         .unwrap();

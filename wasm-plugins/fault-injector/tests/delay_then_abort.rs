@@ -8,8 +8,8 @@ use std::time::Duration;
 use common::{reached_upstream, send, since, start};
 use proxy_wasm_harness::{Action, Flow, Request};
 
-const BOTH: &str = r#"{"rules": [{"name": "both", "delay": {"fixedDelay": "300ms"},
-                                   "abort": {"httpStatus": 504}}]}"#;
+const BOTH: &str = r#"{"rules": [{"name": "both", "delay": {"fixedDelay": "300ms", "percentage": {"value": 100}},
+                                   "abort": {"httpStatus": 504, "percentage": {"value": 100}}}]}"#;
 
 #[test]
 fn the_abort_comes_after_the_delay() {

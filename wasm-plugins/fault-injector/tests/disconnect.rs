@@ -29,8 +29,9 @@ fn open(h: &mut Harness, w: WorkerId, path: &str) -> StreamId {
 
 #[test]
 fn a_disconnect_during_a_delay_frees_everything() {
-    let (mut h, w) =
-        start(r#"{"maxActiveFaults": 5, "rules": [{"delay": {"fixedDelay": "10s"}}]}"#);
+    let (mut h, w) = start(
+        r#"{"maxActiveFaults": 5, "rules": [{"delay": {"fixedDelay": "10s", "percentage": {"value": 100}}}]}"#,
+    );
     let s = open(&mut h, w, "/");
     assert_eq!(h.gauge("fault_injector.active_faults"), Some(1));
     assert_eq!(h.shared_data(VM_ID, KEY).unwrap().0, b"1");
@@ -50,8 +51,9 @@ fn a_disconnect_during_a_delay_frees_everything() {
 
 #[test]
 fn a_disconnect_before_delay_then_abort_sends_nothing() {
-    let (mut h, w) =
-        start(r#"{"rules": [{"delay": {"fixedDelay": "1s"}, "abort": {"httpStatus": 503}}]}"#);
+    let (mut h, w) = start(
+        r#"{"rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": 100}}, "abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
+    );
     let s = open(&mut h, w, "/");
     let stream = h.finish_stream(s).unwrap();
     assert!(stream.local_response().is_none());
@@ -66,8 +68,8 @@ fn a_disconnect_before_delay_then_abort_sends_nothing() {
 fn other_parked_streams_still_resume_on_time() {
     let (mut h, w) = start(
         r#"{"rules": [
-            {"match": [{"uri": {"exact": "/short"}}], "delay": {"fixedDelay": "100ms"}},
-            {"delay": {"fixedDelay": "300ms"}}
+            {"match": [{"uri": {"exact": "/short"}}], "delay": {"fixedDelay": "100ms", "percentage": {"value": 100}}},
+            {"delay": {"fixedDelay": "300ms", "percentage": {"value": 100}}}
         ]}"#,
     );
     let short = open(&mut h, w, "/short");
@@ -83,8 +85,9 @@ fn other_parked_streams_still_resume_on_time() {
 
 #[test]
 fn finishing_a_resumed_stream_releases_nothing_twice() {
-    let (mut h, w) =
-        start(r#"{"maxActiveFaults": 1, "rules": [{"delay": {"fixedDelay": "5ms"}}]}"#);
+    let (mut h, w) = start(
+        r#"{"maxActiveFaults": 1, "rules": [{"delay": {"fixedDelay": "5ms", "percentage": {"value": 100}}}]}"#,
+    );
     let first = open(&mut h, w, "/");
     h.advance(Duration::from_millis(5)).unwrap();
     let second = open(&mut h, w, "/");

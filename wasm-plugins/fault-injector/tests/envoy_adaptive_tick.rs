@@ -13,8 +13,8 @@ use envoy_rig::client::Request;
 
 const CONFIG: &str = r#"{
     "rules": [
-        {"name": "far", "match": [{"uri": {"prefix": "/far"}}], "delay": {"fixedDelay": "5m"}},
-        {"name": "near", "match": [{"uri": {"prefix": "/near"}}], "delay": {"fixedDelay": "200ms"}}
+        {"name": "far", "match": [{"uri": {"prefix": "/far"}}], "delay": {"fixedDelay": "5m", "percentage": {"value": 100}}},
+        {"name": "near", "match": [{"uri": {"prefix": "/near"}}], "delay": {"fixedDelay": "200ms", "percentage": {"value": 100}}}
     ]
 }"#;
 

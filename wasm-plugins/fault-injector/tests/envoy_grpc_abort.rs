@@ -13,8 +13,7 @@ use envoy_rig::{
 };
 use serde_json::json;
 
-const CONFIG: &str =
-    r#"{"rules": [{"name": "alerts-down", "abort": {"grpcStatus": "UNAVAILABLE"}}]}"#;
+const CONFIG: &str = r#"{"rules": [{"name": "alerts-down", "abort": {"grpcStatus": "UNAVAILABLE", "percentage": {"value": 100}}}]}"#;
 
 fn grpc_call(url: &str) -> Response {
     Request::post(format!("{url}/airport.Alerts/Raise"), "\0\0\0\0\0")
@@ -136,7 +135,7 @@ fn a_plain_http_request_gets_grpc_status_without_a_content_type() {
 fn envoy_drops_the_content_type_of_an_empty_local_reply() {
     let rig = Rig::start(
         r#"{"rules": [{"abort": {"httpStatus": 503, "body": "",
-            "headers": {"content-type": "application/json", "x-chaos": "yes"}}}]}"#,
+            "headers": {"content-type": "application/json", "x-chaos": "yes"}, "percentage": {"value": 100}}}]}"#,
         1,
     );
     let response = rig.get("/");

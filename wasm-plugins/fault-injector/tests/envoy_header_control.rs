@@ -62,7 +62,7 @@ fn fault_headers_from_a_client_reach_the_plugin() {
 fn without_header_control_the_headers_do_nothing() {
     let s = scenario(
         "header control off",
-        r#"{"rules": [{"match": [{"uri": {"exact": "/never"}}], "abort": {"httpStatus": 500}}]}"#,
+        r#"{"rules": [{"match": [{"uri": {"exact": "/never"}}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}}]}"#,
     )
     .step(
         Step::get("/")

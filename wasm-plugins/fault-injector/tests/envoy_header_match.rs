@@ -12,12 +12,12 @@ const CONFIG: &str = r#"{
         {
             "name": "tester-500",
             "match": [{"uri": {"prefix": "/image-analysis/"}, "headers": {"end-user": {"exact": "tester"}}}],
-            "abort": {"httpStatus": 500}
+            "abort": {"httpStatus": 500, "percentage": {"value": 100}}
         },
         {
             "name": "tester-slow",
             "match": [{"uri": {"prefix": "/collector/"}, "headers": {"end-user": {"exact": "tester"}}}],
-            "delay": {"fixedDelay": "30ms"}
+            "delay": {"fixedDelay": "30ms", "percentage": {"value": 100}}
         }
     ]
 }"#;

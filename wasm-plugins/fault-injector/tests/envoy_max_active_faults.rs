@@ -15,8 +15,8 @@ const WORKERS: u32 = 2;
 const CONFIG: &str = r#"{
     "maxActiveFaults": 2,
     "rules": [
-        {"name": "short", "match": [{"uri": {"prefix": "/short"}}], "delay": {"fixedDelay": "50ms"}},
-        {"name": "hold", "match": [{"uri": {"prefix": "/hold"}}], "delay": {"fixedDelay": "60s"}}
+        {"name": "short", "match": [{"uri": {"prefix": "/short"}}], "delay": {"fixedDelay": "50ms", "percentage": {"value": 100}}},
+        {"name": "hold", "match": [{"uri": {"prefix": "/hold"}}], "delay": {"fixedDelay": "60s", "percentage": {"value": 100}}}
     ]
 }"#;
 

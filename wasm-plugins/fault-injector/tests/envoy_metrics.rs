@@ -10,10 +10,10 @@ use envoy_common::{Rig, scenario};
 const CONFIG: &str = r#"{
     "headerControl": {},
     "rules": [
-        {"name": "scan-500", "match": [{"uri": {"prefix": "/scan"}}], "abort": {"httpStatus": 500}},
-        {"name": "slow", "match": [{"uri": {"prefix": "/slow"}}], "delay": {"fixedDelay": "5ms"}},
+        {"name": "scan-500", "match": [{"uri": {"prefix": "/scan"}}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}},
+        {"name": "slow", "match": [{"uri": {"prefix": "/slow"}}], "delay": {"fixedDelay": "5ms", "percentage": {"value": 100}}},
         {"match": [{"uri": {"prefix": "/both"}}],
-         "delay": {"fixedDelay": "5ms"}, "abort": {"httpStatus": 503}}
+         "delay": {"fixedDelay": "5ms", "percentage": {"value": 100}}, "abort": {"httpStatus": 503, "percentage": {"value": 100}}}
     ]
 }"#;
 

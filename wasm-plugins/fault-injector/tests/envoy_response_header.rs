@@ -17,12 +17,12 @@ fn config(response_header: Option<&str>) -> String {
         r#"{{{header}
             "rules": [
                 {{"name": "both", "match": [{{"uri": {{"prefix": "/both"}}}}],
-                  "delay": {{"fixedDelay": "20ms"}}, "abort": {{"httpStatus": 504}}}},
+                  "delay": {{"fixedDelay": "20ms", "percentage": {{"value": 100}}}}, "abort": {{"httpStatus": 504, "percentage": {{"value": 100}}}}}},
                 {{"name": "slow", "match": [{{"uri": {{"prefix": "/slow"}}}}],
-                  "delay": {{"fixedDelay": "10ms"}}}},
+                  "delay": {{"fixedDelay": "10ms", "percentage": {{"value": 100}}}}}},
                 {{"match": [{{"uri": {{"prefix": "/teapot"}}}}],
                   "abort": {{"httpStatus": 418, "body": "{{}}",
-                             "headers": {{"content-type": "application/json", "retry-after": "1"}}}}}}
+                             "headers": {{"content-type": "application/json", "retry-after": "1"}}, "percentage": {{"value": 100}}}}}}
             ]
         }}"#
     )

@@ -12,7 +12,7 @@ use proxy_wasm_harness::Request;
 #[test]
 fn fault_headers_are_ignored_by_default() {
     let (mut h, w) = start(
-        r#"{"rules": [{"match": [{"uri": {"exact": "/never"}}], "abort": {"httpStatus": 500}}]}"#,
+        r#"{"rules": [{"match": [{"uri": {"exact": "/never"}}], "abort": {"httpStatus": 500, "percentage": {"value": 100}}}]}"#,
     );
     let before = h.now();
     let exchange = send(
@@ -155,8 +155,9 @@ fn switches_and_match_limit_who_may_ask() {
 
 #[test]
 fn header_control_comes_before_the_rules() {
-    let (mut h, w) =
-        start(r#"{"headerControl": {}, "rules": [{"name": "all", "abort": {"httpStatus": 503}}]}"#);
+    let (mut h, w) = start(
+        r#"{"headerControl": {}, "rules": [{"name": "all", "abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
+    );
     let asked = send(
         &mut h,
         w,

@@ -10,7 +10,7 @@ use proxy_wasm_harness::{Harness, Request, WorkerId};
 /// A plugin whose only rule aborts with 503 when `matches` holds.
 fn abort_when(matches: &str) -> (Harness, WorkerId) {
     start(&format!(
-        r#"{{"rules": [{{"match": [{matches}], "abort": {{"httpStatus": 503}}}}]}}"#
+        r#"{{"rules": [{{"match": [{matches}], "abort": {{"httpStatus": 503, "percentage": {{"value": 100}}}}}}]}}"#
     ))
 }
 
@@ -158,7 +158,7 @@ fn query_params() {
 #[test]
 fn source_address_ranges() {
     let config = r#"{"rules": [{"match": [{"sourceIpBlocks": ["10.0.0.0/8", "fd00::/8"]}],
-                                "abort": {"httpStatus": 503}}]}"#;
+                                "abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#;
     for (address, expected) in [
         ("10.20.30.40:5555", true),
         ("[fd00::7]:5555", true),
@@ -172,8 +172,7 @@ fn source_address_ranges() {
 
 #[test]
 fn route_name() {
-    let config =
-        r#"{"rules": [{"match": [{"routeName": "cpanel-v2"}], "abort": {"httpStatus": 503}}]}"#;
+    let config = r#"{"rules": [{"match": [{"routeName": "cpanel-v2"}], "abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#;
     let (mut h, w) = start_plugin(plugin(config).property(&["xds", "route_name"], "cpanel-v2"));
     assert!(aborted(&mut h, w, Request::get("/")));
     let (mut h, w) = start_plugin(plugin(config).property(&["xds", "route_name"], "cpanel-v1"));
@@ -206,8 +205,8 @@ fn first_matching_rule_wins() {
     let (mut h, w) = start(
         r#"{"rules": [
             {"name": "testers", "match": [{"headers": {"end-user": {"exact": "tester"}}}],
-             "abort": {"httpStatus": 500}},
-            {"name": "everyone", "abort": {"httpStatus": 503}}
+             "abort": {"httpStatus": 500, "percentage": {"value": 100}}},
+            {"name": "everyone", "abort": {"httpStatus": 503, "percentage": {"value": 100}}}
         ]}"#,
     );
     let exchange = send(&mut h, w, Request::get("/").header("end-user", "tester"));

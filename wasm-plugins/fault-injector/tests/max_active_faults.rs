@@ -12,7 +12,7 @@ use proxy_wasm_harness::{Action, Flow, Harness, StreamId, WorkerId};
 const VM_ID: &str = "fault-vm";
 const KEY: &str = "fault_injector.active_faults.";
 
-const DELAY_LIMIT_2: &str = r#"{"maxActiveFaults": 2, "rules": [{"delay": {"fixedDelay": "1s"}}]}"#;
+const DELAY_LIMIT_2: &str = r#"{"maxActiveFaults": 2, "rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": 100}}}]}"#;
 
 fn workers(config: &str, count: usize) -> (Harness, Vec<WorkerId>) {
     let mut h = Harness::new();
@@ -66,7 +66,7 @@ fn slots_come_back_when_delays_end() {
 fn the_limit_is_exact_under_interleaving() {
     // Four workers take turns; at most 3 faults are ever in progress.
     let (mut h, w) = workers(
-        r#"{"maxActiveFaults": 3, "rules": [{"delay": {"fixedDelay": "10ms"}}]}"#,
+        r#"{"maxActiveFaults": 3, "rules": [{"delay": {"fixedDelay": "10ms", "percentage": {"value": 100}}}]}"#,
         4,
     );
     let mut injected = 0;
@@ -91,7 +91,7 @@ fn the_limit_is_exact_under_interleaving() {
 #[test]
 fn aborts_release_their_slot_when_the_stream_ends() {
     let (mut h, w) = workers(
-        r#"{"maxActiveFaults": 1, "rules": [{"abort": {"httpStatus": 503}}]}"#,
+        r#"{"maxActiveFaults": 1, "rules": [{"abort": {"httpStatus": 503, "percentage": {"value": 100}}}]}"#,
         2,
     );
     for n in 0..10 {
@@ -113,10 +113,31 @@ fn slots_taken_by_another_proxy_count() {
 
 #[test]
 fn without_a_limit_nothing_is_written_to_shared_data() {
-    let (mut h, w) = workers(r#"{"rules": [{"delay": {"fixedDelay": "1s"}}]}"#, 2);
+    let (mut h, w) = workers(
+        r#"{"rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": 100}}}]}"#,
+        2,
+    );
     for _ in 0..5 {
         assert_eq!(open(&mut h, w[0]).1, Action::Pause);
     }
     assert_eq!(h.shared_data(VM_ID, KEY), None);
     assert_eq!(h.gauge("fault_injector.active_faults"), Some(5));
+}
+
+/// Envoy's fault filter overflows every fault at `max_active_faults: 0`
+/// (`active_faults >= max`): the kill switch.
+#[test]
+fn zero_max_active_faults_overflows_every_fault() {
+    let (mut h, w) = workers(
+        r#"{"maxActiveFaults": 0, "rules": [{"delay": {"fixedDelay": "1s", "percentage": {"value": 100}}}]}"#,
+        2,
+    );
+    for worker in [w[0], w[1], w[0]] {
+        let (stream, action) = open(&mut h, worker);
+        assert_eq!(action, Action::Continue);
+        assert_eq!(h.stream(stream).unwrap().request_flow(), Flow::Flowing);
+    }
+    assert_eq!(h.counter("fault_injector.faults_overflow"), Some(3));
+    assert_eq!(h.counter("fault_injector.delays_injected").unwrap_or(0), 0);
+    assert_eq!(active_in_shared_data(&h), "0");
 }
