@@ -32,7 +32,11 @@ impl ConfigError {
     /// `path` is the field path (`config` for the document itself);
     /// `problem` says what is wrong, in words a user can act on.
     pub fn new(path: impl Into<String>, problem: impl fmt::Display) -> Self {
-        let message = problem.to_string();
+        // Generic only at the surface: one copy of the rest in a `.wasm`.
+        Self::from_parts(path.into(), problem.to_string())
+    }
+
+    fn from_parts(path: String, message: String) -> Self {
         // A log line must stay one line, whatever a dependency's message says.
         let message = if message.contains('\n') {
             message
@@ -44,10 +48,7 @@ impl ConfigError {
         } else {
             message
         };
-        Self {
-            path: path.into(),
-            message,
-        }
+        Self { path, message }
     }
 
     /// The field path the error is about (`rules[1].abort.httpStatus`).
