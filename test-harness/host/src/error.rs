@@ -43,6 +43,10 @@ pub enum HarnessError {
     VmFailed(String),
     #[error("no worker {0}")]
     UnknownWorker(usize),
+    #[error(
+        "VM {0} is the main thread's: Envoy's main thread serves no streams (open them on a worker from start_workers)"
+    )]
+    MainThreadServesNoStreams(usize),
     #[error("no stream with context id {context} on worker {worker}")]
     UnknownStream { worker: usize, context: u32 },
     #[error("no pending HTTP callout with token {0}")]

@@ -12,12 +12,15 @@ pub struct Request {
 }
 
 impl Request {
-    /// A request with the pseudo-headers Envoy would pass a filter.
+    /// A request with the pseudo-headers Envoy would pass a filter, in the
+    /// order Envoy's HTTP/1 codec gives them: `:authority`, `:path`,
+    /// `:method`, `:scheme`. (`Harness::exchange` then adds what the
+    /// connection manager adds: `x-forwarded-proto`, `x-request-id`.)
     pub fn new(method: &str, path: &str) -> Self {
         let headers = [
-            (":method", method),
-            (":path", path),
             (":authority", "example.com"),
+            (":path", path),
+            (":method", method),
             (":scheme", "http"),
         ]
         .into_iter()

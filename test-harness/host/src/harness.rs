@@ -2,6 +2,9 @@
 
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+use rand::rngs::StdRng;
+use rand::{RngExt, SeedableRng};
+
 use crate::error::HarnessError;
 use crate::exchange::{Exchange, Request, Response, UpstreamRequest};
 use crate::headers::HeaderMap;
@@ -11,7 +14,7 @@ use crate::state::{
     HttpStream, LogEntry,
 };
 use crate::types::{Action, LogLevel};
-use crate::vm::Vm;
+use crate::vm::{Vm, VmRole};
 use crate::world::{Metric, World};
 
 /// 2026-01-01T00:00:00Z: the virtual wall clock's starting point, fixed so
@@ -63,8 +66,90 @@ pub struct StreamId {
 /// what it did. Each harness is independent, so tests run in parallel.
 pub struct Harness {
     world: World,
+    /// Every VM: the workers, and in the Envoy process model the main
+    /// thread's VM (`Vm::role`), indexed by `WorkerId`.
     workers: Vec<Vm>,
     callout_responder: Option<CalloutResponder>,
+    /// VMs instantiated so far, configuration VMs included: each gets its
+    /// own random seed derived from the plugin's.
+    vms_started: u64,
+    /// Where `exchange` takes `x-request-id` from when a request has none.
+    request_ids: StdRng,
+    /// Whether `exchange` adds what Envoy's connection manager adds to a
+    /// request before the filters (`x-forwarded-proto`, `x-request-id`).
+    connection_manager_headers: bool,
+    /// How `exchange` ends a body (see [`BodyEnd`]).
+    body_end: BodyEnd,
+}
+
+/// How `exchange` delivers the end of a body, as Envoy's codecs do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum BodyEnd {
+    /// HTTP/1.1 (the default): the data with `end_of_stream = false`, then
+    /// a separate empty body callback with `end_of_stream = true`. This is
+    /// what Envoy 1.40 does for a `content-length` body from an HTTP/1.1
+    /// client or upstream.
+    #[default]
+    SeparateEmptyCallback,
+    /// The last chunk carries `end_of_stream = true` (an HTTP/2 DATA frame
+    /// with END_STREAM): one callback.
+    WithLastChunk,
+}
+
+/// The gRPC status Envoy gives a local reply to a gRPC request for an HTTP
+/// status (`Grpc::Utility::httpToGrpcStatus`, source/common/grpc/status.cc,
+/// after gRPC's "HTTP to gRPC Status Code Mapping").
+fn grpc_status_for_http(status: u32) -> i32 {
+    match status {
+        400 => 13,                   // INTERNAL
+        401 => 16,                   // UNAUTHENTICATED
+        403 => 7,                    // PERMISSION_DENIED
+        404 => 12,                   // UNIMPLEMENTED
+        429 | 502 | 503 | 504 => 14, // UNAVAILABLE
+        _ => 2,                      // UNKNOWN
+    }
+}
+
+/// gRPC's `grpc-message` encoding: printable ASCII except `%` as is,
+/// every other byte as `%XX`.
+fn grpc_percent_encode(message: &[u8]) -> String {
+    let mut out = String::with_capacity(message.len());
+    for &byte in message {
+        if (0x20..=0x7e).contains(&byte) && byte != b'%' {
+            out.push(char::from(byte));
+        } else {
+            out.push_str(&format!("%{byte:02X}"));
+        }
+    }
+    out
+}
+
+/// The message body Envoy's async client answers a timed-out callout with.
+const CALLOUT_TIMEOUT_BODY: &str = "upstream request timeout";
+
+/// A v4 UUID from `rng`, as Envoy generates `x-request-id`.
+fn uuid_v4(rng: &mut StdRng) -> String {
+    let mut bytes: [u8; 16] = rng.random();
+    bytes[6] = (bytes[6] & 0x0f) | 0x40;
+    bytes[8] = (bytes[8] & 0x3f) | 0x80;
+    let hex: String = bytes.iter().map(|b| format!("{b:02x}")).collect();
+    format!(
+        "{}-{}-{}-{}-{}",
+        &hex[0..8],
+        &hex[8..12],
+        &hex[12..16],
+        &hex[16..20],
+        &hex[20..32]
+    )
+}
+
+/// The seed of the `ordinal`-th VM started from a plugin seeded `seed`
+/// (splitmix64: distinct, well-spread seeds from consecutive ordinals).
+fn vm_seed(seed: u64, ordinal: u64) -> u64 {
+    let mut z = seed.wrapping_add(ordinal.wrapping_mul(0x9e37_79b9_7f4a_7c15));
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    z ^ (z >> 31)
 }
 
 /// Answers callouts as they are made, like an upstream that is always there.
@@ -96,7 +181,34 @@ impl Harness {
             world: World::new(START_OF_TIME),
             workers: Vec::new(),
             callout_responder: None,
+            vms_started: 0,
+            request_ids: StdRng::seed_from_u64(0x5eed),
+            connection_manager_headers: true,
+            body_end: BodyEnd::default(),
         }
+    }
+
+    /// Seeds the `x-request-id`s `exchange` generates, so a test that
+    /// samples on them is repeatable (they are seeded by default too).
+    pub fn request_id_seed(&mut self, seed: u64) -> &mut Self {
+        self.request_ids = StdRng::seed_from_u64(seed);
+        self
+    }
+
+    /// Whether `exchange` adds what Envoy's connection manager adds to every
+    /// request before the filters: `x-forwarded-proto` (the `:scheme`) and
+    /// an `x-request-id` UUID, each only when absent. On by default; off
+    /// gives the plugin exactly the `Request`'s headers.
+    pub fn connection_manager_headers(&mut self, add: bool) -> &mut Self {
+        self.connection_manager_headers = add;
+        self
+    }
+
+    /// How `exchange` ends request and response bodies (default: HTTP/1.1's
+    /// separate empty callback).
+    pub fn body_end(&mut self, body_end: BodyEnd) -> &mut Self {
+        self.body_end = body_end;
+        self
     }
 
     /// Answers every callout with `responder` as soon as the callback that
@@ -110,12 +222,74 @@ impl Harness {
         self.callout_responder = Some(Box::new(responder));
     }
 
-    /// Starts a new worker VM of `plugin`: instantiate, `proxy_on_vm_start`
-    /// with the VM configuration, `proxy_on_configure` with the plugin
-    /// configuration. A `false` from either is an error carrying the logs.
+    /// Starts one VM of `plugin` and returns it as a worker: instantiate,
+    /// `proxy_on_vm_start` with the VM configuration, `proxy_on_configure`
+    /// with the plugin configuration. A `false` from either is an error
+    /// carrying the logs.
+    ///
+    /// This is a lone VM, the smallest set-up for a test. Envoy runs more
+    /// VMs than its workers (see [`Harness::start_workers`]); a plugin that
+    /// counts from `on_tick` or `on_configure` should be tested with that.
     pub fn start(&mut self, plugin: &Plugin) -> Result<WorkerId, HarnessError> {
+        let vm = self.boot(plugin)?;
+        self.add_vm(vm)
+    }
+
+    /// Starts `plugin` as Envoy 1.40 does with `--concurrency count`: a
+    /// short-lived configuration VM (`on_vm_start`, `on_configure`, then
+    /// dropped), the main thread's VM, and one VM per worker, each started
+    /// with `on_vm_start` and `on_configure`. The main thread's root context
+    /// ticks and receives queue notifications like the workers' but serves
+    /// no streams, so a plugin with N workers sees N+1 ticking root contexts.
+    /// Returns the workers (the main thread's VM is [`Harness::main_thread`]).
+    /// All share shared data, queues and metrics.
+    pub fn start_workers(
+        &mut self,
+        plugin: &Plugin,
+        count: usize,
+    ) -> Result<Vec<WorkerId>, HarnessError> {
+        // The configuration VM: Envoy checks the configuration in a VM of
+        // its own before the per-thread VMs exist.
+        drop(self.boot(plugin)?);
+        let mut main = self.boot(plugin)?;
+        main.role = VmRole::MainThread;
+        self.add_vm(main)?;
+        (0..count)
+            .map(|_| {
+                let vm = self.boot(plugin)?;
+                self.add_vm(vm)
+            })
+            .collect()
+    }
+
+    /// Starts `count` workers of the same plugin and nothing else (no
+    /// configuration VM, no main-thread VM): the harness's model before it
+    /// followed Envoy's, for tests written against it.
+    pub fn start_workers_only(
+        &mut self,
+        plugin: &Plugin,
+        count: usize,
+    ) -> Result<Vec<WorkerId>, HarnessError> {
+        (0..count).map(|_| self.start(plugin)).collect()
+    }
+
+    /// The main thread's VM, once [`Harness::start_workers`] made one: it
+    /// ticks and takes queue notifications; opening a stream on it is an
+    /// error. Use its id for `logs`, `tick_period`, `failure`, ...
+    pub fn main_thread(&self) -> Option<WorkerId> {
+        self.workers
+            .iter()
+            .position(|vm| vm.role == VmRole::MainThread)
+            .map(WorkerId)
+    }
+
+    /// Instantiates a VM of `plugin` and runs `on_vm_start` and
+    /// `on_configure`, without adding it to the harness.
+    fn boot(&mut self, plugin: &Plugin) -> Result<Vm, HarnessError> {
         let index = self.workers.len();
-        let mut vm = Vm::instantiate(plugin, &self.world, index)?;
+        let seed = vm_seed(plugin.random_seed, self.vms_started);
+        self.vms_started += 1;
+        let mut vm = Vm::instantiate(plugin, &self.world, index, seed)?;
         let root = vm.state().root_context;
         vm.callback(root, "proxy_on_context_create", (root, 0u32), ())?;
         let vm_config_len = vm.state().vm_config.len() as u32;
@@ -136,19 +310,14 @@ impl Harness {
                 logs: vm.state().logs.clone(),
             });
         }
+        Ok(vm)
+    }
+
+    fn add_vm(&mut self, vm: Vm) -> Result<WorkerId, HarnessError> {
+        let index = self.workers.len();
         self.workers.push(vm);
         self.settle()?;
         Ok(WorkerId(index))
-    }
-
-    /// Starts `count` workers of the same plugin, sharing shared data,
-    /// queues and metrics, as Envoy's worker threads do.
-    pub fn start_workers(
-        &mut self,
-        plugin: &Plugin,
-        count: usize,
-    ) -> Result<Vec<WorkerId>, HarnessError> {
-        (0..count).map(|_| self.start(plugin)).collect()
     }
 
     fn vm(&self, worker: WorkerId) -> Result<&Vm, HarnessError> {
@@ -188,12 +357,21 @@ impl Harness {
 
     /// Opens a new HTTP stream: `proxy_on_context_create` for a new context.
     pub fn new_stream(&mut self, worker: WorkerId) -> Result<StreamId, HarnessError> {
+        let started_nanos = i64::try_from(self.world.clock.wall().as_nanos()).unwrap_or(i64::MAX);
         let vm = self.vm_mut(worker)?;
+        if vm.role == VmRole::MainThread {
+            return Err(HarnessError::MainThreadServesNoStreams(worker.0));
+        }
         let state = vm.state_mut();
         let context = state.next_context;
         state.next_context += 1;
         let root = state.root_context;
-        state.streams.insert(context, HttpStream::default());
+        let stream = HttpStream {
+            connection_id: u64::from(context),
+            started_nanos,
+            ..HttpStream::default()
+        };
+        state.streams.insert(context, stream);
         vm.callback(context, "proxy_on_context_create", (context, root), ())?;
         Ok(StreamId { worker, context })
     }
@@ -312,12 +490,16 @@ impl Harness {
         }
         body.extend_from_slice(chunk);
         let size = body.len() as u32;
-        let code = self.vm_mut(id.worker)?.callback(
+        let vm = self.vm_mut(id.worker)?;
+        vm.state_mut().body_end_of_stream = end_of_stream.then_some(direction);
+        let code = vm.callback(
             id.context,
             direction.body_callback(),
             (id.context, size, u32::from(end_of_stream)),
             0u32,
-        )?;
+        );
+        vm.state_mut().body_end_of_stream = None;
+        let code = code?;
         let side = self.stream_mut(id)?.side_mut(direction);
         if Action::from_abi(code) == Action::Pause {
             // Envoy's StopIterationAndBuffer: the next call sees it all.
@@ -361,13 +543,14 @@ impl Harness {
         Ok(action)
     }
 
-    /// Ends a stream as Envoy does: `proxy_on_done`, `proxy_on_log`,
-    /// `proxy_on_delete`. Returns the stream's final state.
+    /// Ends a stream as Envoy 1.40 does: `proxy_on_log` (the access-log
+    /// phase), then `proxy_on_done`, then `proxy_on_delete`. Returns the
+    /// stream's final state.
     pub fn finish_stream(&mut self, id: StreamId) -> Result<HttpStream, HarnessError> {
         self.stream(id)?;
         let vm = self.vm_mut(id.worker)?;
-        let done = vm.callback(id.context, "proxy_on_done", (id.context,), 1u32);
         let logged = vm.callback(id.context, "proxy_on_log", (id.context,), ());
+        let done = vm.callback(id.context, "proxy_on_done", (id.context,), 1u32);
         let deleted = vm.callback(id.context, "proxy_on_delete", (id.context,), ());
         let mut stream =
             vm.state_mut()
@@ -377,8 +560,8 @@ impl Harness {
                     worker: id.worker.0,
                     context: id.context,
                 })?;
-        done?;
         logged?;
+        done?;
         deleted?;
         stream.finished = true;
         self.settle()?;
@@ -452,25 +635,41 @@ impl Harness {
     /// Envoy runs a local reply through the encoder filters, this plugin's
     /// response callbacks included: `:status`, the plugin's headers,
     /// `content-length` and `content-type: text/plain` when there is a body,
-    /// and no `content-type` at all when there is none (`application/grpc`
-    /// for a gRPC request).
+    /// and no `content-type` at all when there is none. To a gRPC request
+    /// (`content-type: application/grpc...`) the reply is gRPC instead
+    /// (`Utility::sendLocalReply`, source/common/http/utility.cc): `:status`
+    /// 200, `content-type: application/grpc`, `grpc-status` (the plugin's
+    /// header if it set one, else its gRPC status argument, else mapped from
+    /// the HTTP status), `grpc-message` the body, and no body.
     fn deliver_local_response(&mut self, id: StreamId) -> Result<(), HarnessError> {
-        let Some(local) = self.stream(id)?.local_response.clone() else {
+        let Some(mut local) = self.stream(id)?.local_response.clone() else {
             return Ok(());
         };
-        let mut headers = HeaderMap::new();
-        headers.add(":status", &local.status.to_string());
-        for (k, v) in &local.headers {
-            headers.add(k, v);
-        }
         let grpc_request = self
             .stream(id)?
             .request_headers()
             .and_then(|h| h.get("content-type"))
             .is_some_and(|t| t.starts_with("application/grpc"));
+        let mut headers = HeaderMap::new();
+        let status = if grpc_request { 200 } else { local.status };
+        headers.add(":status", &status.to_string());
+        for (k, v) in &local.headers {
+            headers.add(k, v);
+        }
         if grpc_request {
-            // Envoy answers a gRPC request's local reply as gRPC.
             headers.replace("content-type", "application/grpc");
+            if headers.get("grpc-status").is_none() {
+                let code = local
+                    .grpc_status
+                    .filter(|code| *code >= 0)
+                    .unwrap_or_else(|| grpc_status_for_http(local.status));
+                headers.add("grpc-status", &code.to_string());
+            }
+            if !local.body.is_empty() {
+                let message = grpc_percent_encode(&local.body);
+                headers.replace("grpc-message", &message);
+            }
+            local.body.clear();
         } else if local.body.is_empty() {
             // Envoy drops the content type of a reply with no body, even one
             // the plugin asked for (test-harness/ENVOY-FACTS.md).
@@ -511,8 +710,11 @@ impl Harness {
                 best = Some((at, Event::Tick(index)));
             }
             for call in state.http_calls.values() {
-                if best.as_ref().is_none_or(|(t, _)| call.deadline < *t) {
-                    best = Some((call.deadline, Event::CalloutTimeout(index, call.token)));
+                let Some(deadline) = call.deadline else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|(t, _)| deadline < *t) {
+                    best = Some((deadline, Event::CalloutTimeout(index, call.token)));
                 }
             }
         }
@@ -568,11 +770,23 @@ impl Harness {
                 let Some(call) = vm.state_mut().http_calls.remove(&token) else {
                     return Ok(());
                 };
-                vm.state_mut().last_status = (
-                    crate::types::Status::BrokenConnection as u32,
-                    "timeout".to_string(),
-                );
-                self.deliver_callout(WorkerId(index), call, DeliveredCallout::default())?;
+                // Envoy's async client answers a timeout itself, as a
+                // response: 504, `upstream request timeout`.
+                vm.state_mut().last_status = (0, String::new());
+                let body = CALLOUT_TIMEOUT_BODY.as_bytes().to_vec();
+                let headers = [
+                    (":status", "504".to_string()),
+                    ("content-length", body.len().to_string()),
+                    ("content-type", "text/plain".to_string()),
+                ]
+                .into_iter()
+                .collect();
+                let timed_out = DeliveredCallout {
+                    headers,
+                    body,
+                    trailers: HeaderMap::new(),
+                };
+                self.deliver_callout(WorkerId(index), call, timed_out)?;
             }
         }
         self.settle()
@@ -745,18 +959,18 @@ impl Harness {
     ) -> Result<Exchange, HarnessError> {
         let id = self.new_stream(worker)?;
         let Request {
-            headers,
+            mut headers,
             body,
             trailers,
         } = request;
+        if self.connection_manager_headers {
+            self.add_connection_manager_headers(&mut headers);
+        }
         let headers_end = body.is_none() && trailers.is_none();
         self.request_headers(id, headers.pairs().iter().cloned(), headers_end)?;
         self.wait_request(id, "request headers")?;
-        if let Some(body) = &body
-            && !self.is_over(id)?
-        {
-            self.request_body(id, body, trailers.is_none())?;
-            self.wait_request(id, "request body")?;
+        if let Some(body) = &body {
+            self.exchange_body(id, Direction::Request, body, trailers.is_none())?;
         }
         if let Some(trailers) = &trailers
             && !self.is_over(id)?
@@ -783,9 +997,8 @@ impl Harness {
             let end = body.is_empty() && trailers.is_none();
             self.deliver_headers(id, Direction::Response, headers, end)?;
             self.wait_response(id, "response headers")?;
-            if !body.is_empty() && !self.stream(id)?.closed() {
-                self.response_body(id, &body, trailers.is_none())?;
-                self.wait_response(id, "response body")?;
+            if !body.is_empty() {
+                self.exchange_body(id, Direction::Response, &body, trailers.is_none())?;
             }
             if let Some(trailers) = trailers
                 && !self.stream(id)?.closed()
@@ -803,6 +1016,67 @@ impl Harness {
             check_length("response", headers, stream.forwarded_response_body())?;
         }
         Ok(Exchange::new(stream, upstream_request))
+    }
+
+    /// What Envoy's connection manager adds to a request before the filter
+    /// chain (`ConnectionManagerUtility::mutateRequestHeaders`,
+    /// source/common/http/conn_manager_utility.cc), each only when absent:
+    /// `x-forwarded-proto` from the scheme and a UUID `x-request-id`.
+    fn add_connection_manager_headers(&mut self, headers: &mut HeaderMap) {
+        if headers.get("x-forwarded-proto").is_none() {
+            let scheme = headers.get(":scheme").unwrap_or("http").to_string();
+            headers.add("x-forwarded-proto", &scheme);
+        }
+        if headers.get("x-request-id").is_none() {
+            let id = uuid_v4(&mut self.request_ids);
+            headers.add("x-request-id", &id);
+        }
+    }
+
+    /// Delivers a whole body in `exchange`, ended as [`BodyEnd`] says, and
+    /// waits out the plugin's pauses after each callback.
+    fn exchange_body(
+        &mut self,
+        id: StreamId,
+        direction: Direction,
+        body: &[u8],
+        last: bool,
+    ) -> Result<(), HarnessError> {
+        let mut chunks: Vec<(&[u8], bool)> = Vec::new();
+        if last && self.body_end == BodyEnd::SeparateEmptyCallback {
+            chunks.push((body, false));
+            chunks.push((&[], true));
+        } else {
+            chunks.push((body, last));
+        }
+        let count = chunks.len();
+        for (index, (chunk, end_of_stream)) in chunks.into_iter().enumerate() {
+            // A pause on data that is not the last only buffers it: Envoy
+            // keeps reading and delivers the next chunk. Only the last
+            // callback's pause holds the stream.
+            let last_chunk = index + 1 == count;
+            match direction {
+                Direction::Request => {
+                    if self.is_over(id)? {
+                        return Ok(());
+                    }
+                    self.request_body(id, chunk, end_of_stream)?;
+                    if last_chunk {
+                        self.wait_request(id, "request body")?;
+                    }
+                }
+                Direction::Response => {
+                    if self.stream(id)?.closed() {
+                        return Ok(());
+                    }
+                    self.response_body(id, chunk, end_of_stream)?;
+                    if last_chunk {
+                        self.wait_response(id, "response body")?;
+                    }
+                }
+            }
+        }
+        Ok(())
     }
 
     /// Whether the request will go no further: answered locally or reset.

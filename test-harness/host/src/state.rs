@@ -59,10 +59,13 @@ pub struct HttpCall {
     pub headers: Vec<(String, String)>,
     pub body: Vec<u8>,
     pub trailers: Vec<(String, String)>,
+    /// The timeout the plugin asked for; zero means none (Envoy's
+    /// `Context::httpCall` sets no timeout for 0).
     pub timeout: Duration,
     /// The context the SDK will resume with the answer.
     pub context_id: u32,
-    pub(crate) deadline: Duration,
+    /// When the callout times out on the virtual clock; `None`: never.
+    pub(crate) deadline: Option<Duration>,
     /// Whether the harness's callout responder has seen it.
     pub(crate) offered: bool,
 }
@@ -173,6 +176,12 @@ pub struct HttpStream {
     pub(crate) local_response_delivered: bool,
     pub(crate) properties: HashMap<Vec<String>, Vec<u8>>,
     pub(crate) finished: bool,
+    /// The downstream connection's id (`connection_id`, `connection.id`):
+    /// each stream comes on a connection of its own.
+    pub(crate) connection_id: u64,
+    /// The virtual wall-clock time the stream started (`request.time`), in
+    /// nanoseconds since the epoch.
+    pub(crate) started_nanos: i64,
 }
 
 impl HttpStream {
@@ -279,10 +288,17 @@ pub(crate) struct VmState {
     pub(crate) foreign_calls: Vec<ForeignCall>,
     pub(crate) vm_properties: HashMap<Vec<String>, Vec<u8>>,
     pub(crate) node_metadata: BTreeMap<String, String>,
+    pub(crate) node_id: String,
+    pub(crate) node_cluster: String,
+    pub(crate) route: crate::plugin::RouteInfo,
+    pub(crate) destination_address: String,
     pub(crate) root_done: bool,
     /// What `proxy_get_status` reports: set when a callout fails.
     pub(crate) last_status: (u32, String),
     pub(crate) source_address: String,
+    /// The direction whose body callback with `end_of_stream` is running:
+    /// while it is, changing that direction's missing trailers creates them.
+    pub(crate) body_end_of_stream: Option<Direction>,
 }
 
 impl VmState {

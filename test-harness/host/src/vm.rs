@@ -18,10 +18,20 @@ use crate::world::World;
 /// How much a plugin may print to stdout/stderr before writes fail.
 const STDIO_CAPACITY: usize = 1 << 20;
 
+/// What a VM is for, as Envoy runs a plugin (see `Harness::start_workers`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum VmRole {
+    Worker,
+    MainThread,
+}
+
 pub(crate) struct Vm {
     pub(crate) store: Store<HostState>,
     instance: Instance,
     pub(crate) failed: Option<String>,
+    /// What Envoy uses this VM for: a worker serves streams; the main
+    /// thread's VM only ticks and takes queue notifications.
+    pub(crate) role: VmRole,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
 }
@@ -59,6 +69,7 @@ impl Vm {
         plugin: &Plugin,
         world: &World,
         worker: usize,
+        random_seed: u64,
     ) -> Result<Self, HarnessError> {
         let stdout = MemoryOutputPipe::new(STDIO_CAPACITY);
         let stderr = MemoryOutputPipe::new(STDIO_CAPACITY);
@@ -68,9 +79,9 @@ impl Vm {
             .stderr(stderr.clone())
             .wall_clock(world.clock.clone())
             .monotonic_clock(world.clock.clone())
-            .secure_random(rand::rngs::StdRng::seed_from_u64(plugin.random_seed))
-            .insecure_random(rand::rngs::StdRng::seed_from_u64(plugin.random_seed ^ 1))
-            .insecure_random_seed(u128::from(plugin.random_seed))
+            .secure_random(rand::rngs::StdRng::seed_from_u64(random_seed))
+            .insecure_random(rand::rngs::StdRng::seed_from_u64(random_seed ^ 1))
+            .insecure_random_seed(u128::from(random_seed))
             .build_p1();
         let vm = VmState {
             worker,
@@ -97,9 +108,14 @@ impl Vm {
             foreign_calls: Vec::new(),
             vm_properties: plugin.properties.iter().cloned().collect(),
             node_metadata: plugin.node_metadata.clone(),
+            node_id: plugin.node_id.clone(),
+            node_cluster: plugin.node_cluster.clone(),
+            route: plugin.route.clone(),
+            destination_address: plugin.destination_address.clone(),
             root_done: false,
             last_status: (0, String::new()),
             source_address: plugin.source_address.clone(),
+            body_end_of_stream: None,
         };
         let state = HostState {
             wasi,
@@ -134,6 +150,7 @@ impl Vm {
             store,
             instance,
             failed: None,
+            role: VmRole::Worker,
             stdout,
             stderr,
         };

@@ -49,10 +49,13 @@ fn plugin_and_node_properties() {
         &[
             "copy-property plugin_name x-name",
             "copy-property plugin_root_id x-root",
-            "copy-property node.metadata.ISTIO_VERSION x-istio",
+            "copy-property xds.node.metadata.ISTIO_VERSION x-istio",
+            "copy-property node.metadata.ISTIO_VERSION x-bare-node",
             "copy-property source.address x-source",
         ],
     );
+    // Envoy 1.40 answers the node under `xds.` only.
+    assert_eq!(headers.get("x-bare-node"), Some("missing"));
     assert_eq!(headers.get("x-name"), Some("my-plugin"));
     assert_eq!(headers.get("x-root"), Some("my-root"));
     assert_eq!(headers.get("x-istio"), Some("1.30.3"));

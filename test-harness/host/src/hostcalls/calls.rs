@@ -147,10 +147,22 @@ fn http_call(
             return Err(Status::BadArgument);
         }
     }
+    // Envoy reads the timeout as a signed 32-bit int: 2^31 ms or more is
+    // negative there, and refused; 0 means no timeout at all
+    // (`Context::httpCall`, source/extensions/common/wasm/context.cc).
+    if i32::try_from(timeout_ms).is_err() {
+        return Err(Status::BadArgument);
+    }
+    // Envoy's async client sends a body with its length.
+    let mut headers = headers;
+    if !body.is_empty() {
+        headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
+        headers.push(("content-length".to_string(), body.len().to_string()));
+    }
     let token = vm.next_callout_token;
     vm.next_callout_token += 1;
     let timeout = Duration::from_millis(u64::from(timeout_ms));
-    let deadline = state.world.clock.monotonic() + timeout;
+    let deadline = (timeout_ms > 0).then(|| state.world.clock.monotonic() + timeout);
     vm.http_calls.insert(
         token,
         HttpCall {

@@ -8,7 +8,7 @@
 use wasmtime::Linker;
 
 use super::{Ctx, HostResult, finish, read_bytes, return_bytes};
-use crate::headers::HeaderMap;
+use crate::headers::{HeaderMap, serialize_pairs};
 use crate::state::{HostState, HttpStream, VmState};
 use crate::types::Status;
 
@@ -64,19 +64,57 @@ fn lookup(vm: &VmState, path: &[String]) -> Option<Vec<u8>> {
         return Some(value.clone());
     }
     let segments: Vec<&str> = path.iter().map(String::as_str).collect();
+    let string = |s: &str| Some(s.as_bytes().to_vec());
+    let int = |n: i64| Some(n.to_le_bytes().to_vec());
     match segments.as_slice() {
-        ["plugin_name"] => Some(vm.plugin_name.clone().into_bytes()),
-        ["plugin_root_id"] => Some(vm.root_id.clone().into_bytes()),
-        ["plugin_vm_id"] => Some(vm.vm_id.clone().into_bytes()),
-        ["node", "metadata"] => Some(encode_struct(&vm.node_metadata)),
-        ["node", "metadata", key] => vm.node_metadata.get(*key).map(|v| v.clone().into_bytes()),
-        ["source", "address"] => stream.map(|_| vm.source_address.clone().into_bytes()),
-        ["source", "port"] => stream.and_then(|_| {
-            let port: i64 = vm.source_address.rsplit(':').next()?.parse().ok()?;
-            Some(port.to_le_bytes().to_vec())
-        }),
+        // The Wasm extension's own tokens (`PROPERTY_TOKENS` in
+        // source/extensions/common/wasm/context.cc).
+        ["plugin_name"] => string(&vm.plugin_name),
+        ["plugin_root_id"] => string(&vm.root_id),
+        ["plugin_vm_id"] => string(&vm.vm_id),
+        ["connection_id"] => Some(stream?.connection_id.to_le_bytes().to_vec()),
+        // Everything else is CEL's attribute vocabulary
+        // (source/extensions/filters/common/expr/context.h): `xds.*` for the
+        // node and the route, no bare `node`, `cluster_name`, `route_name`.
+        ["xds", rest @ ..] => xds_attribute(vm, stream, rest),
+        ["source", "address"] => stream.and(string(&vm.source_address)),
+        ["source", "port"] => stream.and_then(|_| int(port_of(&vm.source_address)?)),
+        ["destination", "address"] => stream.and(string(&vm.destination_address)),
+        ["destination", "port"] => stream.and_then(|_| int(port_of(&vm.destination_address)?)),
+        ["connection", "id"] => Some(stream?.connection_id.to_le_bytes().to_vec()),
+        // A plain-text listener: not mTLS (a CEL bool, one byte).
+        ["connection", "mtls"] => stream.map(|_| vec![0]),
         ["request", rest @ ..] => request_attribute(stream?, rest),
         ["response", rest @ ..] => response_attribute(stream?, rest),
+        _ => None,
+    }
+}
+
+fn port_of(address: &str) -> Option<i64> {
+    address.rsplit(':').next()?.parse().ok()
+}
+
+/// `xds.*`: the node from the bootstrap (answered in any context), and the
+/// route a stream took (only in a stream's context).
+fn xds_attribute(vm: &VmState, stream: Option<&HttpStream>, rest: &[&str]) -> Option<Vec<u8>> {
+    let string = |s: &str| Some(s.as_bytes().to_vec());
+    match rest {
+        ["node", "id"] => string(&vm.node_id),
+        ["node", "cluster"] => string(&vm.node_cluster),
+        // A `google.protobuf.Struct` is a CEL map: Envoy serialises it in the
+        // pairs format, each value as its own bytes.
+        ["node", "metadata"] => Some(serialize_pairs(
+            vm.node_metadata
+                .iter()
+                .map(|(k, v)| (k.as_bytes(), v.as_bytes())),
+        )),
+        ["node", "metadata", key] => vm.node_metadata.get(*key).map(|v| v.as_bytes().to_vec()),
+        ["cluster_name"] => stream.and(vm.route.cluster_name.as_deref().and_then(string)),
+        ["route_name"] => stream.and(vm.route.route_name.as_deref().and_then(string)),
+        ["virtual_host_name"] => stream.and(vm.route.virtual_host_name.as_deref().and_then(string)),
+        // `envoy.config.core.v3.TrafficDirection`: UNSPECIFIED (0) for a
+        // listener that does not say.
+        ["listener_direction"] => stream.map(|_| 0i64.to_le_bytes().to_vec()),
         _ => None,
     }
 }
@@ -102,13 +140,33 @@ fn request_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
         ["id"] => header("x-request-id"),
         ["referer"] => header("referer"),
         ["useragent"] => header("user-agent"),
+        ["protocol"] => Some(b"HTTP/1.1".to_vec()),
+        ["time"] => Some(stream.started_nanos.to_le_bytes().to_vec()),
+        // Body bytes received so far.
+        ["size"] => Some((request_body_len(stream) as i64).to_le_bytes().to_vec()),
         ["headers"] => Some(headers.serialize()),
         ["headers", name] => header(name),
         _ => None,
     }
 }
 
+/// What has gone upstream plus what the plugin holds (the current chunk, or
+/// everything buffered so far).
+fn request_body_len(stream: &HttpStream) -> usize {
+    let held = stream.request.body.as_ref().map_or(0, Vec::len);
+    stream.request.forwarded_body.len() + held
+}
+
 fn response_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
+    match rest {
+        // No response flags: nothing went wrong in the proxy.
+        ["flags"] => return Some(0u64.to_le_bytes().to_vec()),
+        ["size"] => {
+            let size = stream.response.forwarded_body.len() as u64;
+            return Some(size.to_le_bytes().to_vec());
+        }
+        _ => {}
+    }
     let headers: &HeaderMap = stream.response.headers.as_ref()?;
     match rest {
         ["code"] => {
@@ -119,33 +177,6 @@ fn response_attribute(stream: &HttpStream, rest: &[&str]) -> Option<Vec<u8>> {
         ["headers", name] => headers.get(name).map(|v| v.as_bytes().to_vec()),
         _ => None,
     }
-}
-
-/// Encodes string-valued node metadata as a protobuf `google.protobuf.Struct`,
-/// the bytes Envoy returns for `node.metadata`.
-fn encode_struct(fields: &std::collections::BTreeMap<String, String>) -> Vec<u8> {
-    fn varint(mut n: usize, out: &mut Vec<u8>) {
-        while n >= 0x80 {
-            out.push((n as u8 & 0x7f) | 0x80);
-            n >>= 7;
-        }
-        out.push(n as u8);
-    }
-    fn field(tag: u8, bytes: &[u8], out: &mut Vec<u8>) {
-        out.push(tag);
-        varint(bytes.len(), out);
-        out.extend_from_slice(bytes);
-    }
-    let mut out = Vec::new();
-    for (key, value) in fields {
-        let mut string_value = Vec::new();
-        field(0x1a, value.as_bytes(), &mut string_value); // Value.string_value = 3
-        let mut entry = Vec::new();
-        field(0x0a, key.as_bytes(), &mut entry); // key = 1
-        field(0x12, &string_value, &mut entry); // value = 2
-        field(0x0a, &entry, &mut out); // Struct.fields = 1
-    }
-    out
 }
 
 #[cfg(test)]
@@ -160,16 +191,5 @@ mod tests {
         );
         assert_eq!(parse_path(b"plugin_name").unwrap(), vec!["plugin_name"]);
         assert_eq!(parse_path(b""), Err(Status::BadArgument));
-    }
-
-    #[test]
-    fn struct_encoding_matches_protobuf() {
-        let mut fields = std::collections::BTreeMap::new();
-        fields.insert("a".to_string(), "b".to_string());
-        // fields { key: "a" value { string_value: "b" } }
-        assert_eq!(
-            encode_struct(&fields),
-            vec![0x0a, 8, 0x0a, 1, b'a', 0x12, 3, 0x1a, 1, b'b']
-        );
     }
 }

@@ -74,8 +74,13 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
          name_size: u32,
          return_id: u32| {
             finish((|| {
-                let vm_id = read_string(&caller, vm_id, vm_id_size)?;
+                let mut vm_id = read_string(&caller, vm_id, vm_id_size)?;
                 let name = read_string(&caller, name, name_size)?;
+                // An empty VM id names the caller's own VM
+                // (proxy-wasm-cpp-host's `resolveSharedQueue`).
+                if vm_id.is_empty() {
+                    vm_id = caller.data().vm.vm_id.clone();
+                }
                 let token = caller
                     .data()
                     .world
