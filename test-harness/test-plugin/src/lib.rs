@@ -16,7 +16,7 @@ use std::time::{Duration, SystemTime};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MetricType, Status};
+use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
 use serde::Deserialize;
 
 proxy_wasm::main! {{
@@ -53,6 +53,10 @@ struct TestRoot {
     shared: Rc<RefCell<Shared>>,
     ticks_metric: Option<u32>,
     queue_metric: Option<u32>,
+    /// Whether this root context has counted itself in the shared-data key
+    /// `root-contexts-ticked` (once, at its first tick): how a test sees how
+    /// many root contexts tick in a host.
+    counted_tick: bool,
 }
 
 fn log(level: LogLevel, message: &str) {
@@ -107,6 +111,11 @@ impl RootContext for TestRoot {
             hostcalls::define_metric(MetricType::Counter, "test_plugin.queue_items").ok();
         self.shared.borrow_mut().requests_metric =
             hostcalls::define_metric(MetricType::Counter, "test_plugin.requests").ok();
+        // Every VM that runs `on_configure` counts itself, so a test sees
+        // how many VMs the host configures.
+        if let Ok(id) = hostcalls::define_metric(MetricType::Counter, "test_plugin.configures") {
+            let _ = hostcalls::increment_metric(id, 1);
+        }
         log(LogLevel::Info, "configured");
         true
     }
@@ -114,6 +123,10 @@ impl RootContext for TestRoot {
     fn on_tick(&mut self) {
         if let Some(id) = self.ticks_metric {
             let _ = hostcalls::increment_metric(id, 1);
+        }
+        if !self.counted_tick {
+            self.counted_tick = true;
+            increment_shared("root-contexts-ticked");
         }
         let now = self.get_current_time();
         let due: Vec<u32> = {
@@ -150,6 +163,11 @@ impl RootContext for TestRoot {
             buffer_request_body: false,
             buffer_response_body: None,
             replace_request_body: None,
+            record_body_calls: false,
+            request_body_calls: Vec::new(),
+            response_body_calls: Vec::new(),
+            trailer_at_end: false,
+            record_end_order: false,
         }))
     }
 
@@ -165,9 +183,26 @@ struct TestStream {
     buffer_request_body: bool,
     replace_request_body: Option<String>,
     buffer_response_body: Option<String>,
+    /// `body-calls`: record each body callback as `size/end_of_stream`.
+    record_body_calls: bool,
+    request_body_calls: Vec<String>,
+    response_body_calls: Vec<String>,
+    /// `trailer-at-end`: add a trailer from the last body callback of each
+    /// direction and record the result.
+    trailer_at_end: bool,
+    /// `end-order`: append each end-of-stream callback's name to the
+    /// shared-data key `end-order`.
+    record_end_order: bool,
 }
 
 impl Context for TestStream {
+    fn on_done(&mut self) -> bool {
+        if self.record_end_order {
+            append_shared("end-order", "done");
+        }
+        true
+    }
+
     fn on_http_call_response(
         &mut self,
         _token: u32,
@@ -213,6 +248,9 @@ impl TestStream {
                         .and_then(|b| b.try_into().ok())
                         .map(|b: [u8; 8]| i64::from_le_bytes(b).to_string())
                         .unwrap_or_else(|| "bad-int".to_string()),
+                    Some(bytes) if arg(2) == "hex" => {
+                        bytes.iter().map(|b| format!("{b:02x}")).collect()
+                    }
                     Some(bytes) => String::from_utf8_lossy(&bytes).into_owned(),
                     None => "missing".to_string(),
                 };
@@ -320,6 +358,106 @@ impl TestStream {
                     .unwrap_or(0);
                 self.set_http_request_header("x-time-nanos", Some(&nanos.to_string()));
             }
+            "shared-get" => {
+                let value = match hostcalls::get_shared_data(arg(0)) {
+                    Ok((Some(bytes), _)) => String::from_utf8_lossy(&bytes).into_owned(),
+                    Ok((None, _)) => "missing".to_string(),
+                    Err(status) => format!("{status:?}"),
+                };
+                self.set_http_request_header(&format!("x-shared-get-{}", arg(0)), Some(&value));
+            }
+            "response-header-pairs" => {
+                // Asked during the request: the response map does not exist yet.
+                let result = match hostcalls::get_map(MapType::HttpResponseHeaders) {
+                    Ok(pairs) => pairs.len().to_string(),
+                    Err(status) => format!("{status:?}"),
+                };
+                self.set_http_request_header("x-response-header-pairs", Some(&result));
+                let result = match hostcalls::get_map(MapType::HttpRequestTrailers) {
+                    Ok(pairs) => pairs.len().to_string(),
+                    Err(status) => format!("{status:?}"),
+                };
+                self.set_http_request_header("x-request-trailer-pairs", Some(&result));
+            }
+            "request-header-names" => {
+                let names: Vec<String> = self
+                    .get_http_request_headers()
+                    .into_iter()
+                    .map(|(k, _)| k)
+                    .filter(|k| k != "x-test-op")
+                    .collect();
+                self.set_http_request_header("x-request-header-names", Some(&names.join(",")));
+            }
+            "request-id-shape" => {
+                // A UUID's shape: 36 characters, dashes at 8, 13, 18 and 23.
+                let shape = match self.get_http_request_header("x-request-id") {
+                    Some(id) => {
+                        let dashes: Vec<usize> = id
+                            .char_indices()
+                            .filter(|(_, c)| *c == '-')
+                            .map(|(i, _)| i)
+                            .collect();
+                        let uuid = id.len() == 36 && dashes == [8, 13, 18, 23];
+                        if uuid { "uuid" } else { "other" }.to_string()
+                    }
+                    None => "missing".to_string(),
+                };
+                self.set_http_request_header("x-request-id-shape", Some(&shape));
+            }
+            "body-calls" => self.record_body_calls = true,
+            "trailer-at-end" => self.trailer_at_end = true,
+            "end-order" => self.record_end_order = true,
+            "enqueue-own" => {
+                // An empty VM id names the caller's own VM.
+                let result = match self.resolve_shared_queue("", arg(0)) {
+                    Some(token) => match self.enqueue_shared_queue(token, Some(rest(1).as_bytes()))
+                    {
+                        Ok(()) => "ok".to_string(),
+                        Err(status) => format!("{status:?}"),
+                    },
+                    None => "no-queue".to_string(),
+                };
+                self.set_http_request_header("x-enqueue-own", Some(&result));
+            }
+            "callout-body" => {
+                // `callout-body <cluster> <path> <timeout ms> <body...>`: a
+                // POST with a body; the timeout is passed as given.
+                let headers = vec![
+                    (":method", "POST"),
+                    (":path", arg(1)),
+                    (":authority", arg(0)),
+                ];
+                let timeout = Duration::from_millis(arg(2).parse().unwrap_or(1000));
+                let body = rest(3);
+                return match self.dispatch_http_call(
+                    arg(0),
+                    headers,
+                    Some(body.as_bytes()),
+                    vec![],
+                    timeout,
+                ) {
+                    Ok(_) => Outcome::Pause,
+                    Err(status) => {
+                        self.set_http_request_header(
+                            "x-callout-error",
+                            Some(&format!("{status:?}")),
+                        );
+                        Outcome::Continue
+                    }
+                };
+            }
+            "random" => {
+                // std seeds its hash keys from WASI `random_get`.
+                use std::hash::{BuildHasher, Hasher};
+                let mut hasher = std::collections::hash_map::RandomState::new().build_hasher();
+                hasher.write_u8(0);
+                self.set_http_request_header(
+                    "x-random",
+                    Some(&format!("{:016x}", hasher.finish())),
+                );
+            }
+            "print" => println!("{}", rest(0)),
+            "eprint" => eprintln!("{}", rest(0)),
             other => log(LogLevel::Warn, &format!("unknown op {other:?}")),
         }
         Outcome::Continue
@@ -348,6 +486,23 @@ fn increment_shared(key: &str) -> String {
         }
     }
     "cas-exhausted".to_string()
+}
+
+/// Appends `item` to a comma-separated list kept in shared data.
+fn append_shared(key: &str, item: &str) {
+    for _ in 0..16 {
+        let (value, cas) = hostcalls::get_shared_data(key).unwrap_or((None, None));
+        let mut list = value
+            .map(|v| String::from_utf8_lossy(&v).into_owned())
+            .unwrap_or_default();
+        if !list.is_empty() {
+            list.push(',');
+        }
+        list.push_str(item);
+        if hostcalls::set_shared_data(key, Some(list.as_bytes()), cas) != Err(Status::CasMismatch) {
+            return;
+        }
+    }
 }
 
 /// `metric <counter|gauge|histogram> <name> <value>`: define, update, and
@@ -396,6 +551,22 @@ impl HttpContext for TestStream {
     }
 
     fn on_http_request_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        if self.record_body_calls {
+            self.request_body_calls
+                .push(format!("{body_size}/{end_of_stream}"));
+        }
+        if end_of_stream && self.trailer_at_end {
+            let result = match hostcalls::add_map_value(
+                MapType::HttpRequestTrailers,
+                "x-trailer",
+                "added",
+            ) {
+                Ok(()) => "Ok".to_string(),
+                Err(status) => format!("{status:?}"),
+            };
+            self.response_headers
+                .push(("x-add-request-trailer".to_string(), result));
+        }
         if !self.buffer_request_body {
             return Action::Continue;
         }
@@ -412,6 +583,10 @@ impl HttpContext for TestStream {
     }
 
     fn on_http_response_headers(&mut self, _num_headers: usize, _end_of_stream: bool) -> Action {
+        if !self.request_body_calls.is_empty() {
+            let calls = self.request_body_calls.join(",");
+            self.add_http_response_header("x-request-body-calls", &calls);
+        }
         for (k, v) in &self.response_headers {
             self.add_http_response_header(k, v);
         }
@@ -426,6 +601,26 @@ impl HttpContext for TestStream {
     }
 
     fn on_http_response_body(&mut self, body_size: usize, end_of_stream: bool) -> Action {
+        // The response's headers are gone by now: what the body callbacks
+        // saw goes to shared data, for the next request to read.
+        if self.record_body_calls {
+            // An upstream's body size is its own business: data or none.
+            let size = if body_size > 0 { "data" } else { "0" };
+            self.response_body_calls
+                .push(format!("{size}/{end_of_stream}"));
+            let calls = self.response_body_calls.join(",");
+            let _ = hostcalls::set_shared_data("response-body-calls", Some(calls.as_bytes()), None);
+        }
+        if end_of_stream && self.trailer_at_end {
+            let result =
+                match hostcalls::add_map_value(MapType::HttpResponseTrailers, "x-trailer", "added")
+                {
+                    Ok(()) => "Ok".to_string(),
+                    Err(status) => format!("{status:?}"),
+                };
+            let _ =
+                hostcalls::set_shared_data("add-response-trailer", Some(result.as_bytes()), None);
+        }
         let Some(replacement) = self.buffer_response_body.clone() else {
             return Action::Continue;
         };
@@ -443,5 +638,8 @@ impl HttpContext for TestStream {
             .map(|b: [u8; 8]| i64::from_le_bytes(b).to_string())
             .unwrap_or_else(|| "none".to_string());
         log(LogLevel::Info, &format!("on_log response.code={status}"));
+        if self.record_end_order {
+            append_shared("end-order", "log");
+        }
     }
 }
