@@ -11,11 +11,23 @@
 //! Only what a client, an upstream or the admin endpoint can observe is
 //! compared, and only the header names a scenario lists: Envoy adds headers
 //! of its own (`date`, `x-request-id`, `x-forwarded-proto`, ...) that say
-//! nothing about the plugin.
+//! nothing about the plugin. Callouts the plugin makes are compared too
+//! (method, path, body and the header names a step lists).
+//!
+//! Both hosts run the same process model: the harness starts the plugin
+//! with `Harness::start_workers` (a configuration VM, the main thread's VM
+//! and one worker, as Envoy does), Envoy with `--concurrency 1`. Both know
+//! the same node (`xds.node.id` [`NODE_ID`], `xds.node.cluster`
+//! [`NODE_CLUSTER`], the scenario's metadata) and the same route
+//! (`xds.cluster_name` [`UPSTREAM_CLUSTER`], `xds.route_name`
+//! [`ROUTE_NAME`], `xds.virtual_host_name` [`VIRTUAL_HOST_NAME`]).
 
+use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
+use std::io::Write as _;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::time::Duration;
 
 use envoy_rig::client::Request as ClientRequest;
@@ -23,11 +35,29 @@ use envoy_rig::{
     Bootstrap, Cluster, Envoy, EnvoyOptions, Fault, Listener, Route, RouteAction, RouteMatch,
     Share, Upstream, VirtualHost, WasmFilter,
 };
-use proxy_wasm_harness::{CalloutResponse, Harness, Plugin, Request as HarnessRequest, Response};
+use proxy_wasm_harness::{
+    CalloutResponse, Harness, HttpCall, Plugin, Request as HarnessRequest, Response,
+};
 
 /// The cluster (and upstream) every scenario routes to, and the one plugins
 /// may call out to.
 pub const UPSTREAM_CLUSTER: &str = "upstream";
+
+/// The body the harness's upstream answers with, standing in for the echo
+/// server's JSON (a scenario compares bodies only of local replies).
+const UPSTREAM_BODY_STAND_IN: &str = "upstream body";
+
+/// The name of the one route (`xds.route_name`).
+pub const ROUTE_NAME: &str = "cross-check-route";
+
+/// The name of the one virtual host (`xds.virtual_host_name`).
+pub const VIRTUAL_HOST_NAME: &str = "all";
+
+/// The node id both hosts report (`xds.node.id`).
+pub const NODE_ID: &str = "cross-check-node";
+
+/// The node cluster both hosts report (`xds.node.cluster`).
+pub const NODE_CLUSTER: &str = "cross-check";
 
 /// What went wrong in a cross-check.
 #[derive(Debug, thiserror::Error)]
@@ -36,6 +66,8 @@ pub enum CrossCheckError {
     Harness(#[from] proxy_wasm_harness::HarnessError),
     #[error("envoy: {0}")]
     Envoy(#[from] envoy_rig::RigError),
+    #[error("writing the Envoy launcher: {0}")]
+    Launcher(std::io::Error),
     #[error("scenario {scenario:?}: the hosts disagree or miss the expectation\n{report}")]
     Mismatch { scenario: String, report: String },
 }
@@ -49,8 +81,15 @@ pub struct Step {
     pub body: Option<Vec<u8>>,
     /// The status the upstream answers with.
     pub upstream_status: u16,
+    /// Whether the first callout of this step goes unanswered until it
+    /// times out (Envoy: the upstream holds it for [`SLOW_CALLOUT`]).
+    pub slow_callout: bool,
     pub expect: Expect,
 }
+
+/// How long the upstream holds a step's slow callout in Envoy: longer than
+/// any timeout a scenario gives a callout it means to time out.
+pub const SLOW_CALLOUT: Duration = Duration::from_secs(3);
 
 impl Step {
     pub fn get(path: &str) -> Self {
@@ -60,8 +99,40 @@ impl Step {
             headers: Vec::new(),
             body: None,
             upstream_status: 200,
+            slow_callout: false,
             expect: Expect::default(),
         }
+    }
+
+    /// The step's first callout is not answered in time: it times out.
+    pub fn slow_callout(mut self) -> Self {
+        self.slow_callout = true;
+        self
+    }
+
+    /// A callout the plugin must make in this step, in order: its path, and
+    /// the callout request headers (`None`: absent) the callee must see.
+    pub fn expect_callout(mut self, path: &str, headers: &[(&str, Option<&str>)]) -> Self {
+        self.expect.callouts.push(ExpectedCallout {
+            path: path.into(),
+            headers: headers
+                .iter()
+                .map(|(k, v)| ((*k).to_string(), v.map(str::to_string)))
+                .collect(),
+        });
+        self
+    }
+
+    fn callout_header_names(&self) -> Vec<String> {
+        let mut names: Vec<String> = self
+            .expect
+            .callouts
+            .iter()
+            .flat_map(|c| c.headers.iter().map(|(k, _)| k.clone()))
+            .collect();
+        names.sort();
+        names.dedup();
+        names
     }
 
     pub fn header(mut self, key: &str, value: &str) -> Self {
@@ -125,6 +196,14 @@ pub struct Expect {
     pub upstream_headers: Vec<(String, Option<String>)>,
     pub response_headers: Vec<(String, Option<String>)>,
     pub body: Option<Vec<u8>>,
+    pub callouts: Vec<ExpectedCallout>,
+}
+
+/// A callout a step must make: the callee sees this path and these headers.
+#[derive(Debug, Clone, Default)]
+pub struct ExpectedCallout {
+    pub path: String,
+    pub headers: Vec<(String, Option<String>)>,
 }
 
 /// A plugin, its configuration, requests and expected metrics.
@@ -146,6 +225,8 @@ pub struct Scenario {
     pub compare_upstream_headers: Vec<String>,
     /// Response headers compared between hosts even without an expectation.
     pub compare_response_headers: Vec<String>,
+    /// Node metadata (`xds.node.metadata.<key>`), string values.
+    pub node_metadata: Vec<(String, String)>,
 }
 
 impl Scenario {
@@ -163,7 +244,14 @@ impl Scenario {
             metrics: Vec::new(),
             compare_upstream_headers: Vec::new(),
             compare_response_headers: Vec::new(),
+            node_metadata: Vec::new(),
         }
+    }
+
+    /// A string entry of the node metadata both hosts report.
+    pub fn node_metadata(mut self, key: &str, value: &str) -> Self {
+        self.node_metadata.push((key.into(), value.into()));
+        self
     }
 
     pub fn plugin_config(mut self, config: &str) -> Self {
@@ -242,6 +330,18 @@ pub struct Observation {
     pub response_headers: BTreeMap<String, Option<String>>,
     /// The client's body when the request did not reach the upstream.
     pub local_body: Option<Vec<u8>>,
+    /// The callouts the plugin made, in order, as the callee saw them.
+    pub callouts: Vec<SeenCallout>,
+}
+
+/// A callout as its callee saw it: method, path, body, and the headers the
+/// step compares (by [`Step::expect_callout`]).
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeenCallout {
+    pub method: String,
+    pub path: String,
+    pub headers: BTreeMap<String, Option<String>>,
+    pub body: String,
 }
 
 /// What one host showed for a whole scenario.
@@ -251,27 +351,61 @@ pub struct Run {
     pub metrics: BTreeMap<String, Option<u64>>,
 }
 
-/// Runs the scenario in the wasmtime harness. The upstream answers with the
-/// step's status and `x-upstream: upstream`, like the rig's echo server, and
-/// callouts to [`UPSTREAM_CLUSTER`] are answered with a 200 as it would.
-pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
+/// The plugin as the harness loads it for `scenario`.
+pub fn harness_plugin(scenario: &Scenario) -> Result<Plugin, CrossCheckError> {
     let mut plugin = Plugin::load(&scenario.wasm)?
         .name(&scenario.plugin_name)
         .root_id(&scenario.root_id)
         .vm_id(&scenario.vm_id)
         .plugin_config(scenario.plugin_config.as_bytes())
         .vm_config(scenario.vm_config.as_bytes())
-        .clusters([UPSTREAM_CLUSTER]);
+        .clusters([UPSTREAM_CLUSTER])
+        .node_id(NODE_ID)
+        .node_cluster(NODE_CLUSTER)
+        .route(UPSTREAM_CLUSTER, ROUTE_NAME, VIRTUAL_HOST_NAME);
     for (k, v) in &scenario.env {
         plugin = plugin.env(k, v);
     }
+    for (k, v) in &scenario.node_metadata {
+        plugin = plugin.node_metadata(k, v);
+    }
+    Ok(plugin)
+}
+
+/// Runs the scenario in the wasmtime harness, in Envoy's process model
+/// (`start_workers` with one worker). The upstream answers with the step's
+/// status, `x-upstream: upstream` and a body, like the rig's echo server, and
+/// callouts to [`UPSTREAM_CLUSTER`] are answered with a 200, except a slow
+/// step's first one, which times out.
+pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
+    let plugin = harness_plugin(scenario)?;
     let mut harness = Harness::new();
-    harness.answer_callouts_with(|call| {
-        (call.upstream == UPSTREAM_CLUSTER).then(|| CalloutResponse::new(200, "callout answered"))
-    });
-    let worker = harness.start(&plugin)?;
+    let made: Rc<RefCell<Vec<HttpCall>>> = Rc::default();
+    let hold_next = Rc::new(Cell::new(false));
+    {
+        let made = Rc::clone(&made);
+        let hold_next = Rc::clone(&hold_next);
+        harness.answer_callouts_with(move |call| {
+            made.borrow_mut().push(call.clone());
+            if hold_next.replace(false) {
+                return None;
+            }
+            (call.upstream == UPSTREAM_CLUSTER)
+                .then(|| CalloutResponse::new(200, "callout answered"))
+        });
+    }
+    let workers = harness.start_workers(&plugin, 1)?;
+    let worker = workers
+        .first()
+        .copied()
+        .ok_or_else(|| CrossCheckError::Mismatch {
+            scenario: scenario.name.clone(),
+            report: "the harness started no worker".into(),
+        })?;
+    made.borrow_mut().clear();
     let mut run = Run::default();
     for step in &scenario.steps {
+        hold_next.set(step.slow_callout);
         let mut request = HarnessRequest::new(&step.method, &step.path);
         for (k, v) in &step.headers {
             request = request.header(k, v);
@@ -285,7 +419,11 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             for name in &names {
                 upstream_headers.insert(name.clone(), upstream.header(name).map(str::to_owned));
             }
-            Response::new(step.upstream_status).header(envoy_rig::UPSTREAM_HEADER, UPSTREAM_CLUSTER)
+            // The echo server always answers with a body (its JSON echo);
+            // its bytes differ, its presence must not.
+            Response::new(step.upstream_status)
+                .header(envoy_rig::UPSTREAM_HEADER, UPSTREAM_CLUSTER)
+                .body(UPSTREAM_BODY_STAND_IN)
         })?;
         let reached_upstream = exchange.upstream_request.is_some();
         let response_headers = scenario
@@ -294,6 +432,28 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             .map(|name| {
                 let value = exchange.response_header(&name).map(str::to_owned);
                 (name, value)
+            })
+            .collect();
+        let callout_names = step.callout_header_names();
+        let callouts = made
+            .borrow_mut()
+            .drain(..)
+            .map(|call| {
+                let header = |name: &str| {
+                    call.headers
+                        .iter()
+                        .find(|(k, _)| k.eq_ignore_ascii_case(name))
+                        .map(|(_, v)| v.clone())
+                };
+                SeenCallout {
+                    method: header(":method").unwrap_or_default(),
+                    path: header(":path").unwrap_or_default(),
+                    headers: callout_names
+                        .iter()
+                        .map(|name| (name.clone(), header(name)))
+                        .collect(),
+                    body: String::from_utf8_lossy(&call.body).into_owned(),
+                }
             })
             .collect();
         run.steps.push(Observation {
@@ -306,6 +466,7 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             },
             response_headers,
             local_body: (!reached_upstream).then(|| exchange.response_body().to_vec()),
+            callouts,
         });
     }
     for (name, _) in &scenario.metrics {
@@ -315,8 +476,8 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
 }
 
 /// The Envoy set-up for a scenario: one listener, the plugin (V8), the
-/// router, one cluster to the echo upstream. One worker, like the harness's
-/// one VM, so shared data and metrics line up exactly.
+/// router, one cluster to the echo upstream, the node of [`NODE_ID`]. One
+/// worker, like the harness's, so shared data and metrics line up exactly.
 pub fn envoy_for(scenario: &Scenario, upstream: &Upstream) -> Result<Envoy, CrossCheckError> {
     let mut filter = WasmFilter::new(&scenario.plugin_name, &scenario.wasm)
         .root_id(&scenario.root_id)
@@ -326,17 +487,64 @@ pub fn envoy_for(scenario: &Scenario, upstream: &Upstream) -> Result<Envoy, Cros
     for (k, v) in &scenario.env {
         filter = filter.env(k, v);
     }
-    let host = VirtualHost::new("all").route(Route::new(
-        RouteMatch::prefix("/"),
-        RouteAction::cluster(UPSTREAM_CLUSTER),
-    ));
+    let host = VirtualHost::new(VIRTUAL_HOST_NAME).route(
+        Route::new(
+            RouteMatch::prefix("/"),
+            RouteAction::cluster(UPSTREAM_CLUSTER),
+        )
+        .name(ROUTE_NAME),
+    );
     let bootstrap = Bootstrap::new()
         .listener(Listener::new("ingress").virtual_host(host).filter(filter))
         .cluster(Cluster::new(UPSTREAM_CLUSTER, upstream.port()));
-    Ok(Envoy::start_with(
-        &bootstrap,
-        &EnvoyOptions::default().concurrency(1),
-    )?)
+    let launcher = NodeLauncher::new(scenario)?;
+    let mut options = EnvoyOptions::default().concurrency(1);
+    options.binary = Some(launcher.path());
+    Ok(Envoy::start_with(&bootstrap, &options)?)
+}
+
+/// The rig's bootstrap has no `node`; Envoy merges one in from
+/// `--config-yaml` (YAML is a superset of JSON). A two-line script that
+/// execs the pinned Envoy with that flag added is the launcher; it is only
+/// needed until Envoy has started.
+struct NodeLauncher {
+    dir: tempfile::TempDir,
+}
+
+impl NodeLauncher {
+    fn new(scenario: &Scenario) -> Result<Self, CrossCheckError> {
+        let envoy = envoy_rig::envoy_binary()?;
+        let metadata: serde_json::Map<String, serde_json::Value> = scenario
+            .node_metadata
+            .iter()
+            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+            .collect();
+        let node = serde_json::json!({
+            "node": {"id": NODE_ID, "cluster": NODE_CLUSTER, "metadata": metadata}
+        });
+        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
+        let script = format!(
+            "#!/bin/sh\nexec {} \"$@\" --config-yaml {}\n",
+            quote(&envoy.display().to_string()),
+            quote(&node.to_string())
+        );
+        let io = CrossCheckError::Launcher;
+        let dir = tempfile::Builder::new()
+            .prefix("cross-check-")
+            .tempdir()
+            .map_err(io)?;
+        let path = dir.path().join("envoy");
+        let mut file = std::fs::File::create(&path).map_err(io)?;
+        file.write_all(script.as_bytes()).map_err(io)?;
+        drop(file);
+        use std::os::unix::fs::PermissionsExt as _;
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
+        Ok(Self { dir })
+    }
+
+    fn path(&self) -> PathBuf {
+        self.dir.path().join("envoy")
+    }
 }
 
 /// Runs the scenario through a real Envoy.
@@ -346,12 +554,15 @@ pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
     let base = envoy.listener_url("ingress")?;
     let mut run = Run::default();
     for step in &scenario.steps {
-        if step.upstream_status == 200 {
+        if step.slow_callout {
+            upstream.inject(Fault::Delay(SLOW_CALLOUT), Share::FirstN(1));
+        } else if step.upstream_status == 200 {
             upstream.clear_fault();
         } else {
             upstream.inject(Fault::Status(step.upstream_status), Share::All);
         }
         let before = upstream.request_count();
+        let received_before = upstream.received().len();
         let mut request = ClientRequest::new(&step.method, format!("{base}{}", step.path))
             .timeout(Duration::from_secs(30));
         for (k, v) in &step.headers {
@@ -361,10 +572,29 @@ pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             request = request.body(body.clone());
         }
         let response = request.send()?;
-        let reached_upstream = upstream.request_count() > before;
+        let received = upstream.received();
+        let mut arrived: Vec<_> = received.get(received_before..).unwrap_or(&[]).to_vec();
+        // The request itself comes last, after the callouts it waited for.
+        let main = arrived
+            .iter()
+            .rposition(|r| r.method == step.method && r.path == step.path)
+            .map(|index| arrived.remove(index));
+        let reached_upstream = upstream.request_count() > before && main.is_some();
+        let callout_names = step.callout_header_names();
+        let callouts = arrived
+            .iter()
+            .map(|r| SeenCallout {
+                method: r.method.clone(),
+                path: r.path.clone(),
+                headers: callout_names
+                    .iter()
+                    .map(|name| (name.clone(), r.header(name).map(str::to_owned)))
+                    .collect(),
+                body: r.body.clone(),
+            })
+            .collect();
         let upstream_headers = if reached_upstream {
-            let received = upstream.received();
-            let last = received.last();
+            let last = main.as_ref();
             scenario
                 .upstream_header_names(step)
                 .into_iter()
@@ -390,6 +620,7 @@ pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             upstream_headers,
             response_headers,
             local_body: (!reached_upstream).then(|| response.body.clone()),
+            callouts,
         });
     }
     for (name, _) in &scenario.metrics {
@@ -472,6 +703,48 @@ pub fn cross_check(scenario: &Scenario) -> Result<Agreement, CrossCheckError> {
                 .as_ref()
                 .map(|b| String::from_utf8_lossy(b).into_owned()),
         );
+        let count = h.callouts.len().max(e.callouts.len());
+        report.compare(
+            &label,
+            "callouts made",
+            Some(h.callouts.len().to_string()),
+            Some(e.callouts.len().to_string()),
+            (!step.expect.callouts.is_empty()).then(|| step.expect.callouts.len().to_string()),
+        );
+        for index in 0..count {
+            let (hc, ec) = (h.callouts.get(index), e.callouts.get(index));
+            let expected = step.expect.callouts.get(index);
+            let what = format!("callout {index}");
+            report.compare(
+                &label,
+                &format!("{what} request"),
+                hc.map(|c| format!("{} {} {:?}", c.method, c.path, c.body)),
+                ec.map(|c| format!("{} {} {:?}", c.method, c.path, c.body)),
+                None,
+            );
+            report.compare(
+                &label,
+                &format!("{what} path"),
+                hc.map(|c| c.path.clone()),
+                ec.map(|c| c.path.clone()),
+                expected.map(|c| c.path.clone()),
+            );
+            for name in step.callout_header_names() {
+                let want = expected.and_then(|c| {
+                    c.headers
+                        .iter()
+                        .find(|(k, _)| *k == name)
+                        .map(|(_, v)| show(v))
+                });
+                report.compare(
+                    &label,
+                    &format!("{what} header {name}"),
+                    hc.and_then(|c| c.headers.get(&name)).map(show),
+                    ec.and_then(|c| c.headers.get(&name)).map(show),
+                    want,
+                );
+            }
+        }
     }
     for (name, expected) in &scenario.metrics {
         report.compare(
