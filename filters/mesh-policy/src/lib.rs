@@ -4,7 +4,7 @@
 //!
 //! - [`matching`]: Istio's `StringMatch` and `HTTPMatchRequest` (uri, method,
 //!   headers, withoutHeaders, queryParams) evaluated as Envoy evaluates what
-//!   Istio translates them to (repeated headers joined with `,`, the first
+//!   Istio translates them to (a repeated header matching on any one value, the first
 //!   query parameter, `withoutHeaders` inverted with a missing header counted
 //!   as empty). Regexes only with the `regex` feature.
 //! - [`duration`]: Go's `time.ParseDuration` grammar and `Duration.String()`
@@ -35,7 +35,7 @@ pub use config::{ConfigError, EnvLookup, PluginConfig, from_json, no_env, parse_
 pub use duration::{DurationError, format_duration, parse_duration, parse_go_duration};
 pub use matching::{
     HttpMatch, HttpRequest, NamedMatch, StringMatch, WireHttpMatch, WireStringMatch,
-    first_query_value, header_name, header_value, path_without_query,
+    first_query_value, header_name, header_values, path_without_query,
 };
 pub use retry_on::{RetryOn, RetryOnError};
 pub use sampling::{Percentage, SCALE, SplitMix64, WirePercentage, draw, fnv1a64, splitmix64};

@@ -7,17 +7,21 @@
 //!   value (Envoy's `safe_regex`). `{}` (no kind) checks presence only.
 //!   Regexes need the crate's `regex` feature; without it a regex is refused
 //!   at configure time, by field.
-//! - A header given several times is matched as one value joined with `,`
-//!   (Envoy's `getAllOfHeaderAsString`). Names compare case-insensitively.
+//! - A header given several times matches when any one of its values
+//!   matches, each value compared on its own (not joined with `,`, and a
+//!   single value `a,b` is not split): what Envoy 1.40 does, pinned in a
+//!   real Envoy by `wasm-plugins/canary-router/tests/envoy_cookie_scope.rs`
+//!   (`envoy_matches_a_repeated_header_on_any_of_its_values`). Names compare
+//!   case-insensitively.
 //! - `withoutHeaders` is the inverted match with a missing header counted as
-//!   the empty value (Istio sets `treat_missing_header_as_empty`), so a
-//!   request without the header passes unless the value matcher matches "";
+//!   the empty value (Istio sets `treat_missing_header_as_empty`): a request
+//!   is excluded when any value of the header matches, and a request without
+//!   the header is excluded only if the value matcher matches "";
 //!   `withoutHeaders: {x: {}}` excludes exactly the requests that have `x`.
 //! - `queryParams` look at the first parameter of that name, compared as
 //!   sent (not percent-decoded); `{}` checks presence.
 //! - `uri` looks at the path without its query string or fragment.
 
-use std::borrow::Cow;
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
@@ -265,23 +269,17 @@ pub fn path_without_query(path: &str) -> &str {
     &path[..end]
 }
 
-/// Header `name` as Envoy matches it: absent, the one value, or every
-/// value joined with `,` in order.
-pub fn header_value<'a>(headers: &'a [(String, String)], name: &str) -> Option<Cow<'a, str>> {
-    let mut values = headers
+/// Every value of header `name`, in order (names compared
+/// case-insensitively): what a header condition is evaluated against, one
+/// value at a time.
+pub fn header_values<'a>(
+    headers: &'a [(String, String)],
+    name: &'a str,
+) -> impl Iterator<Item = &'a str> + 'a {
+    headers
         .iter()
-        .filter(|(key, _)| key.eq_ignore_ascii_case(name))
-        .map(|(_, value)| value.as_str());
-    let first = values.next()?;
-    let Some(second) = values.next() else {
-        return Some(Cow::Borrowed(first));
-    };
-    let mut joined = format!("{first},{second}");
-    for value in values {
-        joined.push(',');
-        joined.push_str(value);
-    }
-    Some(Cow::Owned(joined))
+        .filter(move |(key, _)| key.eq_ignore_ascii_case(name))
+        .map(|(_, value)| value.as_str())
 }
 
 /// The value of the first query parameter called `name` (`""` for `?name`
@@ -297,20 +295,22 @@ pub fn first_query_value<'a>(path: &'a str, name: &str) -> Option<&'a str> {
 }
 
 fn header_matches(headers: &[(String, String)], matcher: &NamedMatch) -> bool {
-    let Some(value) = header_value(headers, &matcher.name) else {
-        return false;
-    };
-    matcher.value.as_ref().is_none_or(|m| m.matches(&value))
+    let mut values = header_values(headers, &matcher.name).peekable();
+    match &matcher.value {
+        None => values.peek().is_some(),
+        Some(m) => values.any(|value| m.matches(value)),
+    }
 }
 
 /// Whether a `withoutHeaders` entry excludes the request: Envoy's inverted
-/// header match, a missing header counted as "" for a value matcher.
+/// header match, a missing header counted as "" for a value matcher, any
+/// matching value excluding.
 fn header_excludes(headers: &[(String, String)], matcher: &NamedMatch) -> bool {
-    let value = header_value(headers, &matcher.name);
-    match (&matcher.value, value) {
-        (None, value) => value.is_some(),
-        (Some(m), Some(value)) => m.matches(&value),
-        (Some(m), None) => m.matches(""),
+    let mut values = header_values(headers, &matcher.name).peekable();
+    match &matcher.value {
+        None => values.peek().is_some(),
+        Some(m) if values.peek().is_none() => m.matches(""),
+        Some(m) => values.any(|value| m.matches(value)),
     }
 }
 
@@ -376,20 +376,25 @@ mod tests {
     }
 
     #[test]
-    fn repeated_headers_are_joined_with_commas() {
-        let headers = pairs(&[("x-a", "1"), ("X-A", "2"), ("x-b", "3")]);
-        assert_eq!(header_value(&headers, "x-a").as_deref(), Some("1,2"));
-        assert_eq!(header_value(&headers, "x-b").as_deref(), Some("3"));
-        assert_eq!(header_value(&headers, "x-c"), None);
-        assert!(
-            matcher(r#"{"headers": {"x-a": {"exact": "1,2"}}}"#).matches(&request("/", &headers))
+    fn a_repeated_header_matches_on_any_one_of_its_values() {
+        let headers = pairs(&[("x-a", "1"), ("X-A", "2"), ("x-b", "3,4")]);
+        assert_eq!(
+            header_values(&headers, "x-a").collect::<Vec<_>>(),
+            ["1", "2"]
         );
-        // Any one value alone does not match: the joined value is compared.
-        assert!(
-            !matcher(r#"{"headers": {"x-a": {"exact": "2"}}}"#).matches(&request("/", &headers))
-        );
-        assert!(matcher(r#"{"headers": {"X-A": {}}}"#).matches(&request("/", &headers)));
-        assert!(!matcher(r#"{"headers": {"x-c": {}}}"#).matches(&request("/", &headers)));
+        assert_eq!(header_values(&headers, "x-c").count(), 0);
+        let r = request("/", &headers);
+        assert!(matcher(r#"{"headers": {"x-a": {"exact": "2"}}}"#).matches(&r));
+        assert!(matcher(r#"{"headers": {"x-a": {"exact": "1"}}}"#).matches(&r));
+        // Not joined, and one value is not split at its commas (Envoy 1.40).
+        assert!(!matcher(r#"{"headers": {"x-a": {"exact": "1,2"}}}"#).matches(&r));
+        assert!(!matcher(r#"{"headers": {"x-b": {"exact": "3"}}}"#).matches(&r));
+        assert!(matcher(r#"{"headers": {"x-b": {"exact": "3,4"}}}"#).matches(&r));
+        assert!(matcher(r#"{"headers": {"X-A": {}}}"#).matches(&r));
+        assert!(!matcher(r#"{"headers": {"x-c": {}}}"#).matches(&r));
+        // Inverted: any matching value excludes the request.
+        assert!(!matcher(r#"{"withoutHeaders": {"x-a": {"exact": "2"}}}"#).matches(&r));
+        assert!(matcher(r#"{"withoutHeaders": {"x-a": {"exact": "3"}}}"#).matches(&r));
     }
 
     #[test]
