@@ -39,7 +39,7 @@ mod world;
 
 pub use error::HarnessError;
 pub use exchange::{Exchange, Request, Response, UpstreamRequest};
-pub use harness::{Harness, StreamId, WorkerId};
+pub use harness::{BodyEnd, Harness, StreamId, WorkerId};
 pub use headers::{HeaderMap, deserialize_pairs, serialize_pairs};
 pub use plugin::Plugin;
 pub use state::{
