@@ -9,7 +9,9 @@
 //! with the same bucket width (`ttl`) decide on the same counts with their
 //! own `retryRatio` and floor, and every token bucket shares one, carried over
 //! to its own `maxTokens` at the same fill ratio (grpc-core's replacement).
-//! Others get a state each, at most [`MAX_STATES`] per value: a ratio state
+//! Ratio budgets of another `ttl` get a window each, and every window records
+//! every configuration's admissions and refunds, so each bound holds over
+//! all of the value's traffic. At most [`MAX_STATES`] states per value: a ratio state
 //! with nothing left in its window is dropped when another needs the room,
 //! and a configuration that finds no room grants no retries until one lapses
 //! (at most one `ttl`). So a value never exceeds
@@ -49,6 +51,9 @@ pub struct Ticket {
     pub granted: u32,
     /// The bucket or lease the grant was reserved in.
     pub epoch: u64,
+    /// When it was admitted (the host's clock, in nanoseconds): where the
+    /// grant was recorded in the windows of other `ttl`s on the value.
+    pub admitted_ns: u64,
 }
 
 /// What the final response was, for the budgets.
@@ -208,6 +213,23 @@ impl States {
     }
 }
 
+impl States {
+    /// The ratio windows other than the one at `own`.
+    fn other_windows(
+        &mut self,
+        own: Option<usize>,
+    ) -> impl Iterator<Item = (usize, &mut RatioState)> {
+        self.0
+            .iter_mut()
+            .enumerate()
+            .filter(move |(index, _)| Some(*index) != own)
+            .filter_map(|(index, state)| match state {
+                State::Ratio(s) => Some((index, s)),
+                State::Tokens(_) => None,
+            })
+    }
+}
+
 impl Budget {
     /// The encoded value of a scope nobody has used yet.
     pub fn fresh_state(&self) -> Vec<u8> {
@@ -218,20 +240,32 @@ impl Budget {
     /// the route would retry up to `wanted` times.
     pub fn admit(&self, value: Option<&[u8]>, now_ns: u64, wanted: u32) -> Admission {
         let mut states = States::decode(value);
-        let (granted, epoch, remaining) = match self.own(&mut states, now_ns, true) {
-            Some(state) => {
+        let (granted, epoch, remaining, own) = match self.own(&mut states, now_ns, true) {
+            Some((index, state)) => {
                 let (granted, epoch) = match (self, &mut *state) {
                     (Self::Ratio(b), State::Ratio(s)) => b.admit(s, now_ns, wanted),
                     (Self::Tokens(b), State::Tokens(s)) => b.admit(s, now_ns, wanted),
                     _ => (0, 0),
                 };
-                (granted, epoch, self.available(state, now_ns))
+                (granted, epoch, self.available(state, now_ns), Some(index))
             }
             // No room for this configuration's state: no retries.
-            None => (0, 0, 0),
+            None => (0, 0, 0, None),
         };
+        if let Self::Ratio(_) = self {
+            // The windows of other ttls count this request and its grant
+            // too, so each ratio configuration's bound holds over all of
+            // the value's traffic, not only its own.
+            for (_, other) in states.other_windows(own) {
+                other.record(now_ns, u64::from(granted));
+            }
+        }
         Admission {
-            ticket: Ticket { granted, epoch },
+            ticket: Ticket {
+                granted,
+                epoch,
+                admitted_ns: now_ns,
+            },
             remaining,
             state: states.encode(),
         }
@@ -247,8 +281,10 @@ impl Budget {
     ) -> Settlement {
         let mut states = States::decode(value);
         let used = outcome.retries_used(ticket.granted);
-        let remaining = match self.own(&mut states, now_ns, false) {
-            Some(state) => {
+        let own = self.own(&mut states, now_ns, false);
+        let own_index = own.as_ref().map(|(index, _)| *index);
+        let remaining = match own {
+            Some((_, state)) => {
                 match (self, &mut *state) {
                     (Self::Ratio(b), State::Ratio(s)) => {
                         b.settle(s, ticket.epoch, ticket.granted, used);
@@ -269,6 +305,16 @@ impl Budget {
             }
             None => 0,
         };
+        if let Self::Ratio(_) = self {
+            let refund = u64::from(ticket.granted.saturating_sub(used));
+            for (_, other) in states.other_windows(own_index) {
+                // Recorded in the bucket of the admission time (or a later
+                // one after a clock step, where the refund then misses and
+                // the charge stays: the safe side).
+                let epoch = other.epoch_of(ticket.admitted_ns);
+                other.refund(epoch, refund);
+            }
+        }
         Settlement {
             remaining,
             state: states.encode(),
@@ -280,7 +326,7 @@ impl Budget {
     pub fn remaining(&self, value: Option<&[u8]>, now_ns: u64) -> u64 {
         let mut states = States::decode(value);
         self.own(&mut states, now_ns, true)
-            .map_or(0, |state| self.available(state, now_ns))
+            .map_or(0, |(_, state)| self.available(state, now_ns))
     }
 
     /// Tokens in thousandths (token-bucket mode), for the gauge.
@@ -291,7 +337,7 @@ impl Budget {
     /// This configuration's ratio state in a value (for tests and tools).
     pub fn decode_ratio(&self, value: Option<&[u8]>) -> Option<RatioState> {
         let mut states = States::decode(value);
-        match self.own(&mut states, 0, true)? {
+        match self.own(&mut states, 0, true)?.1 {
             State::Ratio(s) => Some(s.clone()),
             State::Tokens(_) => None,
         }
@@ -300,7 +346,7 @@ impl Budget {
     /// This configuration's token state in a value (for tests and tools).
     pub fn decode_tokens(&self, value: Option<&[u8]>) -> Option<TokenState> {
         let mut states = States::decode(value);
-        match self.own(&mut states, 0, true)? {
+        match self.own(&mut states, 0, true)?.1 {
             State::Tokens(s) => Some(s.clone()),
             State::Ratio(_) => None,
         }
@@ -322,7 +368,12 @@ impl Budget {
     /// This configuration's state in `states`: the compatible one (a token
     /// bucket taken over at this `maxTokens`), else, when `create`, a fresh
     /// one where there is room (dropping an idle ratio window if need be).
-    fn own<'a>(&self, states: &'a mut States, now_ns: u64, create: bool) -> Option<&'a mut State> {
+    fn own<'a>(
+        &self,
+        states: &'a mut States,
+        now_ns: u64,
+        create: bool,
+    ) -> Option<(usize, &'a mut State)> {
         let found = states.0.iter().position(|state| match (self, state) {
             (Self::Ratio(b), State::Ratio(s)) => b.fits(s),
             (Self::Tokens(_), State::Tokens(_)) => true,
@@ -341,10 +392,24 @@ impl Budget {
                     })?;
                     states.0.remove(idle);
                 }
-                states.0.push(match self {
-                    Self::Ratio(b) => State::Ratio(b.fresh()),
+                let fresh = match self {
+                    Self::Ratio(b) => {
+                        // A window of a new ttl starts from what the busiest
+                        // window on the value counts now, so that it does
+                        // not add a whole reserve of its own on top of it.
+                        let mut fresh = b.fresh();
+                        let busiest = states
+                            .other_windows(None)
+                            .map(|(_, s)| s.window(s.current_epoch(now_ns)))
+                            .max_by_key(|(_, retries)| *retries);
+                        if let Some((requests, retries)) = busiest {
+                            fresh.seed(now_ns, requests, retries);
+                        }
+                        State::Ratio(fresh)
+                    }
                     Self::Tokens(b) => State::Tokens(b.fresh()),
-                });
+                };
+                states.0.push(fresh);
                 states.0.len() - 1
             }
         };
@@ -352,7 +417,7 @@ impl Budget {
         if let (Self::Tokens(b), State::Tokens(s)) = (self, &mut *state) {
             b.adopt(s);
         }
-        Some(state)
+        Some((index, state))
     }
 }
 
@@ -380,19 +445,22 @@ mod tests {
     }
 
     #[test]
-    fn another_mode_or_ttl_gets_a_state_of_its_own() {
+    fn another_ttl_starts_from_what_the_value_counts_another_mode_afresh() {
         let tokens = Budget::Tokens(TokenBucket::new(10, 100));
         let spent = ratio(0.0, 1, 10).admit(None, T0, 10).state;
         assert_eq!(ratio(0.0, 1, 10).remaining(Some(&spent), T0), 0);
-        assert_eq!(ratio(0.0, 1, 20).remaining(Some(&spent), T0), 20);
+        // Its own window of 20 s, seeded with the 10 retries charged.
+        assert_eq!(ratio(0.0, 1, 20).remaining(Some(&spent), T0), 10);
         assert_eq!(tokens.remaining(Some(&spent), T0), 4);
         assert_eq!(tokens.remaining(Some(b"garbage"), T0), 4);
     }
 
     #[test]
     fn two_configurations_on_one_value_never_reset_each_other() {
-        // The old and the new configuration of a rollout (another ttl),
-        // admitting requests in turn on one value: each keeps its own bound.
+        // The old and the new configuration of a rollout (another ttl, the
+        // same bound), admitting requests in turn on one value: each window
+        // counts both configurations' requests and grants, so together they
+        // stay within the bound (separately they granted 2 x 100).
         let old = ratio(0.2, 1, 10);
         let new = ratio(0.2, 2, 5);
         let mut value = old.fresh_state();
@@ -407,9 +475,32 @@ mod tests {
                 by_new += admission.ticket.granted;
             }
         }
-        // 0.2 x 50 + 1/s x 10 s, and 0.2 x 50 + 2/s x 5 s.
-        assert_eq!((by_old, by_new), (20, 20));
+        // 0.2 x 100 + 1/s x 10 s = 0.2 x 100 + 2/s x 5 s = 30, in all.
+        assert_eq!((by_old, by_new), (15, 15));
         assert_eq!(Budget::states_in(Some(&value)), 2);
+    }
+
+    #[test]
+    fn refunds_reach_the_other_windows() {
+        // A grant recorded in the other window is refunded there as well.
+        let old = ratio(0.0, 1, 10);
+        let new = ratio(0.0, 2, 5);
+        let value = old.admit(None, T0, 0).state;
+        let admission = new.admit(Some(&value), T0, 3);
+        assert_eq!(admission.ticket.granted, 3);
+        assert_eq!(old.remaining(Some(&admission.state), T0), 7);
+        let settled = new.settle(
+            Some(&admission.state),
+            T0,
+            admission.ticket,
+            Outcome::Answered {
+                attempts: Some(2),
+                verdict: Verdict::Failure,
+            },
+        );
+        // One retry used: 10 - 1 in the old window, 10 - 1 in the new.
+        assert_eq!(old.remaining(Some(&settled.state), T0), 9);
+        assert_eq!(settled.remaining, 9);
     }
 
     #[test]

@@ -134,10 +134,7 @@ impl RatioBudget {
     /// reserves it. Returns the retries granted and the bucket they were
     /// charged to (for [`RatioBudget::settle`]).
     pub fn admit(&self, state: &mut RatioState, now_ns: u64, wanted: u32) -> (u32, u64) {
-        let current = state.current_epoch(now_ns);
-        state.rotate(current);
-        let slot = state.slot_mut(current);
-        slot.requests = slot.requests.saturating_add(1);
+        let current = state.record(now_ns, 0);
         let (requests, retries) = state.window(current);
         let granted = self.headroom(requests, retries).min(u64::from(wanted));
         let slot = state.slot_mut(current);
@@ -151,11 +148,7 @@ impl RatioBudget {
     /// unused reservation. Nothing is refunded once the bucket has left the
     /// window.
     pub fn settle(&self, state: &mut RatioState, epoch: u64, granted: u32, used: u32) {
-        let refund = u64::from(granted.saturating_sub(used));
-        let bucket = state.slot_mut(epoch);
-        if bucket.epoch == epoch {
-            bucket.retries = bucket.retries.saturating_sub(refund);
-        }
+        state.refund(epoch, u64::from(granted.saturating_sub(used)));
     }
 }
 
@@ -172,6 +165,36 @@ impl RatioState {
             .iter()
             .map(|b| b.epoch)
             .fold(self.epoch_of(now_ns), u64::max)
+    }
+
+    /// Counts one request, and `retries` charged for it, in the current
+    /// bucket at `now_ns`; returns that bucket. (Also how a configuration
+    /// of another `ttl` on the same value records its admissions here.)
+    pub fn record(&mut self, now_ns: u64, retries: u64) -> u64 {
+        let current = self.current_epoch(now_ns);
+        self.rotate(current);
+        let slot = self.slot_mut(current);
+        slot.requests = slot.requests.saturating_add(1);
+        slot.retries = slot.retries.saturating_add(retries);
+        current
+    }
+
+    /// Puts `requests` and `retries` in the current bucket at `now_ns` (a
+    /// new window taking over another's counts).
+    pub fn seed(&mut self, now_ns: u64, requests: u64, retries: u64) {
+        let current = self.current_epoch(now_ns);
+        self.rotate(current);
+        let slot = self.slot_mut(current);
+        slot.requests = slot.requests.saturating_add(requests);
+        slot.retries = slot.retries.saturating_add(retries);
+    }
+
+    /// Takes `refund` retries off bucket `epoch`, if the ring still holds it.
+    pub fn refund(&mut self, epoch: u64, refund: u64) {
+        let bucket = self.slot_mut(epoch);
+        if bucket.epoch == epoch {
+            bucket.retries = bucket.retries.saturating_sub(refund);
+        }
     }
 
     /// Whether nothing is counted in the window at `now_ns`: the state can

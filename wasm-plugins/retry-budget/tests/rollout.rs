@@ -31,9 +31,11 @@ fn the_old_and_the_new_configuration_keep_their_own_bounds() {
         }
         streams.push((id, granted));
     }
-    // Each holds its bound over the 50 requests it admitted: 0.2 x 50 + 10.
-    // (Resetting each other's state, they granted 2 to every request: 200.)
-    assert_eq!((by_old, by_new), (20, 20));
+    // Each window counts both configurations' requests and grants, so
+    // together they hold the bound: 0.2 x 100 + 10 = 30. (Resetting each
+    // other's state, they granted 2 to every request: 200.)
+    assert_eq!(by_old + by_new, 30);
+    assert_eq!((by_old, by_new), (15, 15));
     for (id, granted) in streams {
         answer(&mut harness, id, 503, Some(granted + 1));
     }
