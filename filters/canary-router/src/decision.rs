@@ -9,6 +9,9 @@
 //!    cookie there, so a bucket drawn there would be a new user each time,
 //!    and its `Set-Cookie` would overwrite the cookie the user has under
 //!    `Path` (fluxcd/flagger#1339).
+//!    Without a clock (the host failed to give the time) every request
+//!    outside a rule goes there too, cookies untouched: no cookie can be
+//!    checked for age or stamped.
 //! 3. A valid cookie (well-formed, signed with the current or previous key,
 //!    not expired) gives the user's bucket. The subset is the one that owns
 //!    the bucket under the current weights: the cookie's own subset when the
