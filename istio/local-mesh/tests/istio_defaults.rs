@@ -346,20 +346,7 @@ fn websocket_upgrades_are_allowed() {
         .service_url("chat.airport")
         .trim_start_matches("http://")
         .to_string();
-    let mut stream = TcpStream::connect(&address).unwrap();
-    stream
-        .set_read_timeout(Some(Duration::from_secs(10)))
-        .unwrap();
-    stream
-        .write_all(
-            b"GET /ws HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
-              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
-        )
-        .unwrap();
-    let mut reader = BufReader::new(stream.try_clone().unwrap());
-    let mut status = String::new();
-    reader.read_line(&mut status).unwrap();
-    // Envoy's default (no upgrade_configs) is `403 Forbidden` here.
+    let (mut stream, mut reader, status) = upgrade(&address);
     assert!(status.starts_with("HTTP/1.1 101"), "{status}");
     loop {
         let mut line = String::new();
@@ -374,6 +361,40 @@ fn websocket_upgrades_are_allowed() {
     assert_eq!(&echoed, b"ping through the tunnel");
     let head = upstream.join().unwrap().to_ascii_lowercase();
     assert!(head.contains("upgrade: websocket"), "{head}");
+
+    // The same listener without Istio's `upgrade_configs`: Envoy's own
+    // default refuses the upgrade, which is what the fix is for.
+    let mut bare = mesh.translation.clone();
+    for listener in bare.bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .unwrap()
+    {
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        hcm.as_object_mut().unwrap().remove("upgrade_configs");
+    }
+    let envoy = RunningEnvoy::start(&bare);
+    let url = envoy.listener_url(&bare.listeners.services["chat.airport"]);
+    let (_, _, status) = upgrade(url.trim_start_matches("http://"));
+    assert!(status.starts_with("HTTP/1.1 403"), "{status}");
+}
+
+/// Sends a websocket upgrade request to `address`; the stream, a reader on
+/// it and the status line of the answer.
+fn upgrade(address: &str) -> (TcpStream, BufReader<TcpStream>, String) {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"GET /ws HTTP/1.1\r\nHost: chat\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n\
+              Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream.try_clone().unwrap());
+    let mut status = String::new();
+    reader.read_line(&mut status).unwrap();
+    (stream, reader, status)
 }
 
 #[test]
@@ -432,6 +453,27 @@ spec:
         assert_eq!(response.header("x-upstream"), Some(upstream), "{path}");
         assert_eq!(response.json().unwrap()["path"], forwarded, "{path}");
     }
+
+    // Without Istio's `normalize_path` (Envoy's default), the same request
+    // misses the exact match and reaches v1 with its dot segments.
+    let mut bare = mesh.translation.clone();
+    for listener in bare.bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .unwrap()
+    {
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        hcm.as_object_mut().unwrap().remove("normalize_path");
+    }
+    let envoy = RunningEnvoy::start(&bare);
+    let url = envoy.listener_url(&bare.listeners.services["productpage.airport"]);
+    let response = Request::get(format!("{url}/static/../productpage"))
+        .send()
+        .unwrap();
+    assert_eq!(
+        response.header("x-upstream"),
+        Some("productpage-airport-v1")
+    );
+    assert_eq!(response.json().unwrap()["path"], "/static/../productpage");
 }
 
 #[test]

@@ -32,7 +32,9 @@ fn squash(name: &str) -> String {
 }
 
 fn text(object: &Value, name: &str) -> Option<String> {
-    field(object, name).and_then(Value::as_str).map(str::to_string)
+    field(object, name)
+        .and_then(Value::as_str)
+        .map(str::to_string)
 }
 
 /// An integer, as a JSON number or (protojson's int64/uint64) a string.
@@ -135,7 +137,7 @@ pub struct MatchView {
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub enum ActionView {
-    Route(RouteActionView),
+    Route(Box<RouteActionView>),
     Redirect(BTreeMap<String, String>),
     DirectResponse(BTreeMap<String, String>),
     Other(String),
@@ -452,7 +454,7 @@ fn simple_map(object: &Value) -> BTreeMap<String, String> {
 
 pub fn route_view(route: &Value) -> RouteView {
     let action = if let Some(action) = field(route, "route") {
-        ActionView::Route(route_action_view(action))
+        ActionView::Route(Box::new(route_action_view(action)))
     } else if let Some(redirect) = field(route, "redirect") {
         ActionView::Redirect(simple_map(redirect))
     } else if let Some(direct) = field(route, "direct_response") {
@@ -491,8 +493,7 @@ pub struct VirtualHostView {
 
 pub fn virtual_host_view(host: &Value) -> VirtualHostView {
     VirtualHostView {
-        include_request_attempt_count: flag(host, "include_request_attempt_count")
-            .unwrap_or(false),
+        include_request_attempt_count: flag(host, "include_request_attempt_count").unwrap_or(false),
         include_attempt_count_in_response: flag(host, "include_attempt_count_in_response")
             .unwrap_or(false),
         retry_policy: field(host, "retry_policy").map(retry_view),
@@ -598,7 +599,8 @@ pub fn cluster_view(cluster: &Value) -> ClusterView {
     let common = field(cluster, "typed_extension_protocol_options")
         .and_then(|o| o.get("envoy.extensions.upstreams.http.v3.HttpProtocolOptions"))
         .and_then(|o| field(o, "common_http_protocol_options"));
-    let panic = field(cluster, "common_lb_config").and_then(|c| field(c, "healthy_panic_threshold"));
+    let panic =
+        field(cluster, "common_lb_config").and_then(|c| field(c, "healthy_panic_threshold"));
     ClusterView {
         lb_policy: text(cluster, "lb_policy").unwrap_or_else(|| "ROUND_ROBIN".into()),
         ring_hash_minimum_ring_size: field(cluster, "ring_hash_lb_config")
