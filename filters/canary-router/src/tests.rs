@@ -655,6 +655,32 @@ fn rule_matches(config: &Config, pairs: &[(&str, &str)]) -> bool {
 }
 
 #[test]
+fn a_repeated_header_matches_on_any_of_its_values_as_in_envoy() {
+    let exact =
+        ruled(r#"[{"subset": "v2", "match": [{"headers": {"x-group": {"exact": "beta"}}}]}]"#);
+    assert!(rule_matches(
+        &exact,
+        &[("x-group", "alpha"), ("x-group", "beta")]
+    ));
+    assert!(rule_matches(
+        &exact,
+        &[("x-group", "beta"), ("X-Group", "alpha")]
+    ));
+    assert!(!rule_matches(&exact, &[("x-group", "alpha,beta")]));
+    let without = ruled(
+        r#"[{"subset": "v2", "match": [{"headers": {"x-beta": {}}, "withoutHeaders": {"x-group": {"exact": "staff"}}}]}]"#,
+    );
+    assert!(!rule_matches(
+        &without,
+        &[("x-beta", ""), ("x-group", "a"), ("x-group", "staff")]
+    ));
+    assert!(rule_matches(
+        &without,
+        &[("x-beta", ""), ("x-group", "a"), ("x-group", "b")]
+    ));
+}
+
+#[test]
 fn the_first_query_parameter_of_a_name_is_matched() {
     let config = ruled(r#"[{"subset": "v2", "match": [{"queryParams": {"v": {"exact": "2"}}}]}]"#);
     assert!(rule_matches(&config, &[(":path", "/?v=2")]));

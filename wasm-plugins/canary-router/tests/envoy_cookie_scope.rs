@@ -205,12 +205,15 @@ fn a_pasted_istio_match_routes_as_envoys_own_routes_do() {
     let versions = Versions::start();
     let plugin = versions.envoy(&config(0, RULES));
     let native = native_envoy(&versions);
-    // A header sent once only: for a repeated header Envoy 1.40 and
-    // mesh-policy disagree (see
-    // `envoy_matches_a_repeated_header_on_any_of_its_values`).
-    let cases: [(&str, &[(&str, &str)]); 8] = [
+    let cases: [(&str, &[(&str, &str)]); 11] = [
         ("/", &[("x-group", "beta")]),
         ("/", &[("x-group", "alpha,beta")]),
+        ("/", &[("x-group", "alpha"), ("x-group", "beta")]),
+        ("/", &[("x-group", "alpha"), ("x-group", "gamma")]),
+        (
+            "/",
+            &[("x-preview", "1"), ("x-opt-out", "a"), ("x-opt-out", "b")],
+        ),
         ("/?track=beta&track=alpha", &[]),
         ("/?track=alpha&track=beta", &[]),
         ("/", &[("x-preview", "")]),
@@ -234,8 +237,8 @@ fn a_pasted_istio_match_routes_as_envoys_own_routes_do() {
         on_v2 += usize::from(expected == "v2");
     }
     // Both outcomes are exercised: the cases are not all one way.
-    assert_eq!(on_v2, 3);
-    assert_eq!(counter(&plugin, "canary_router.rule_matches"), 3);
+    assert_eq!(on_v2, 4);
+    assert_eq!(counter(&plugin, "canary_router.rule_matches"), 4);
 }
 
 /// Envoy's route table with one header condition (`exact: beta`, and the
@@ -263,8 +266,8 @@ fn envoy_matches_a_repeated_header_on_any_of_its_values() {
     // Pins what Envoy 1.40 does (test-harness/ENVOY-FACTS.md): a header
     // condition holds when any one value of a repeated header matches, not
     // the values joined with ",", and the inverted condition excludes the
-    // request when any one value matches. mesh-policy (and so this plugin)
-    // joins them with "," today: a known difference, reported on issue 15.
+    // request when any one value matches. mesh-policy, and so this plugin,
+    // does the same (`a_pasted_istio_match_routes_as_envoys_own_routes_do`).
     let versions = Versions::start();
     let send = |envoy: &Envoy, values: &[&str]| {
         let mut request = Request::get(format!("{}/", envoy.url().unwrap()));

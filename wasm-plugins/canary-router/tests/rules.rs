@@ -110,7 +110,8 @@ fn the_first_matching_rule_wins() {
 
 #[test]
 fn a_pasted_istio_match_means_what_it_means_in_envoy() {
-    // The first query parameter of a name counts, `{}` checks presence,
+    // A repeated header matches on any one value, the first query
+    // parameter of a name counts, `{}` checks presence,
     // `withoutHeaders` inverts (Envoy's evaluation of what istiod writes;
     // tests/envoy_cookie_scope.rs compares with Envoy's own routes).
     let rules = r#", "rules": [
@@ -122,6 +123,12 @@ fn a_pasted_istio_match_means_what_it_means_in_envoy() {
     let cases = [
         (Request::get("/").header("x-group", "beta"), "v2"),
         (Request::get("/").header("x-group", "alpha,beta"), "v1"),
+        (
+            Request::get("/")
+                .header("x-group", "alpha")
+                .header("x-group", "beta"),
+            "v2",
+        ),
         (Request::get("/?track=beta&track=alpha"), "v2"),
         (Request::get("/?track=alpha&track=beta"), "v1"),
         (Request::get("/").header("x-preview", ""), "v2"),
@@ -137,5 +144,5 @@ fn a_pasted_istio_match_means_what_it_means_in_envoy() {
         let exchange = send(&mut harness, worker, request);
         assert_eq!(routed_to(&exchange), expected, "{label}");
     }
-    assert_eq!(harness.counter("canary_router.rule_matches"), Some(3));
+    assert_eq!(harness.counter("canary_router.rule_matches"), Some(4));
 }
