@@ -432,6 +432,22 @@ mod tests {
     const SECOND: u64 = 1_000_000_000;
     const T0: u64 = 1_767_225_600 * SECOND;
 
+    fn answered(attempts: Option<u32>, verdict: Verdict) -> Outcome {
+        Outcome::Answered { attempts, verdict }
+    }
+
+    /// Admits one request at T0 that wants `wanted` retries, and settles it
+    /// at once with `outcome`.
+    fn round_trip(
+        budget: &Budget,
+        value: Option<&[u8]>,
+        wanted: u32,
+        outcome: Outcome,
+    ) -> Settlement {
+        let admission = budget.admit(value, T0, wanted);
+        budget.settle(Some(&admission.state), T0, admission.ticket, outcome)
+    }
+
     fn ratio(r: f64, floor: u32, ttl_s: u64) -> Budget {
         Budget::Ratio(RatioBudget::new(r, floor, Duration::from_secs(ttl_s)))
     }
@@ -493,10 +509,7 @@ mod tests {
             Some(&admission.state),
             T0,
             admission.ticket,
-            Outcome::Answered {
-                attempts: Some(2),
-                verdict: Verdict::Failure,
-            },
+            answered(Some(2), Verdict::Failure),
         );
         // One retry used: 10 - 1 in the old window, 10 - 1 in the new.
         assert_eq!(old.remaining(Some(&settled.state), T0), 9);
@@ -519,16 +532,7 @@ mod tests {
     #[test]
     fn a_token_bucket_carries_its_fill_ratio_to_a_new_max() {
         let four = Budget::Tokens(TokenBucket::new(4, 100));
-        let admission = four.admit(None, T0, 0);
-        let settled = four.settle(
-            Some(&admission.state),
-            T0,
-            admission.ticket,
-            Outcome::Answered {
-                attempts: Some(1),
-                verdict: Verdict::Failure,
-            },
-        );
+        let settled = round_trip(&four, None, 0, answered(Some(1), Verdict::Failure));
         assert_eq!(four.tokens_milli(Some(&settled.state)), Some(3_000));
         let ten = Budget::Tokens(TokenBucket::new(10, 100));
         assert_eq!(ten.tokens_milli(Some(&settled.state)), Some(7_500));
@@ -560,30 +564,15 @@ mod tests {
     fn an_attempt_count_beyond_the_grant_is_not_believed() {
         // A response claiming 4294967295 attempts (an upstream's own header
         // on a route without include_attempt_count_in_response).
-        let lie = |verdict| Outcome::Answered {
-            attempts: Some(u32::MAX),
-            verdict,
-        };
+        let lie = |verdict| answered(Some(u32::MAX), verdict);
         assert_eq!(lie(Verdict::Success).retries_used(3), 3);
         let budget = ratio(0.2, 1, 10);
-        let admission = budget.admit(None, T0, 3);
-        let settled = budget.settle(
-            Some(&admission.state),
-            T0,
-            admission.ticket,
-            lie(Verdict::Success),
-        );
+        let settled = round_trip(&budget, None, 3, lie(Verdict::Success));
         assert_eq!(settled.retries_used, 3);
         // 0.2 + 10 - 3: the scope keeps its budget.
         assert_eq!(settled.remaining, 7);
         let tokens = Budget::Tokens(TokenBucket::new(10, 100));
-        let admission = tokens.admit(None, T0, 4);
-        let settled = tokens.settle(
-            Some(&admission.state),
-            T0,
-            admission.ticket,
-            lie(Verdict::Failure),
-        );
+        let settled = round_trip(&tokens, None, 4, lie(Verdict::Failure));
         // Four retries and the last attempt failed: five tokens.
         assert_eq!(tokens.tokens_milli(Some(&settled.state)), Some(5_000));
     }
@@ -594,32 +583,16 @@ mod tests {
         let mut value = budget.fresh_state();
         // Two failures: 8 tokens.
         for _ in 0..2 {
-            let admission = budget.admit(Some(&value), T0, 0);
-            value = budget
-                .settle(
-                    Some(&admission.state),
-                    T0,
-                    admission.ticket,
-                    Outcome::Answered {
-                        attempts: Some(1),
-                        verdict: Verdict::Failure,
-                    },
-                )
-                .state;
+            value = round_trip(
+                &budget,
+                Some(&value),
+                0,
+                answered(Some(1), Verdict::Failure),
+            )
+            .state;
         }
         let after = |verdict| {
-            let admission = budget.admit(Some(&value), T0, 0);
-            let state = budget
-                .settle(
-                    Some(&admission.state),
-                    T0,
-                    admission.ticket,
-                    Outcome::Answered {
-                        attempts: Some(1),
-                        verdict,
-                    },
-                )
-                .state;
+            let state = round_trip(&budget, Some(&value), 0, answered(Some(1), verdict)).state;
             budget.tokens_milli(Some(&state))
         };
         // A 404 or INVALID_ARGUMENT: neither credit nor charge.
@@ -642,10 +615,7 @@ mod tests {
 
     #[test]
     fn without_attempt_count_failures_use_the_grant() {
-        let answered = |verdict| Outcome::Answered {
-            attempts: None,
-            verdict,
-        };
+        let answered = |verdict| answered(None, verdict);
         assert_eq!(answered(Verdict::Failure).retries_used(2), 2);
         assert_eq!(answered(Verdict::Success).retries_used(2), 0);
         assert_eq!(answered(Verdict::Other).retries_used(2), 0);
@@ -655,16 +625,7 @@ mod tests {
     #[test]
     fn settling_a_token_request_charges_each_failed_attempt() {
         let budget = Budget::Tokens(TokenBucket::new(10, 100));
-        let admission = budget.admit(None, T0, 3);
-        let settled = budget.settle(
-            Some(&admission.state),
-            T0,
-            admission.ticket,
-            Outcome::Answered {
-                attempts: Some(4),
-                verdict: Verdict::Failure,
-            },
-        );
+        let settled = round_trip(&budget, None, 3, answered(Some(4), Verdict::Failure));
         assert_eq!(settled.retries_used, 3);
         assert_eq!(budget.tokens_milli(Some(&settled.state)), Some(6_000));
     }
@@ -672,13 +633,7 @@ mod tests {
     #[test]
     fn an_unknown_token_outcome_only_releases() {
         let budget = Budget::Tokens(TokenBucket::new(10, 100));
-        let admission = budget.admit(None, T0, 3);
-        let settled = budget.settle(
-            Some(&admission.state),
-            T0,
-            admission.ticket,
-            Outcome::Unknown,
-        );
+        let settled = round_trip(&budget, None, 3, Outcome::Unknown);
         assert_eq!(budget.tokens_milli(Some(&settled.state)), Some(10_000));
         assert_eq!(settled.remaining, 4);
     }
@@ -773,7 +728,7 @@ mod tests {
                         let ticket = in_flight.remove(index % in_flight.len());
                         let used = used.min(ticket.granted);
                         let outcome = if known {
-                            Outcome::Answered { attempts: Some(used + 1), verdict: verdict(failed) }
+                            answered(Some(used + 1), verdict(failed))
                         } else {
                             Outcome::Unknown
                         };
@@ -820,10 +775,7 @@ mod tests {
                     Step::Settle { index, used, failed, known } if !in_flight.is_empty() => {
                         let ticket = in_flight.remove(index % in_flight.len());
                         let outcome = if known {
-                            Outcome::Answered {
-                                attempts: Some(used.min(ticket.granted) + 1),
-                                verdict: verdict(failed),
-                            }
+                            answered(Some(used.min(ticket.granted) + 1), verdict(failed))
                         } else {
                             Outcome::Unknown
                         };
