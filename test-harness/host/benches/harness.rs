@@ -17,9 +17,17 @@ fn median(mut samples: Vec<Duration>) -> Duration {
     samples[samples.len() / 2]
 }
 
-fn exchanges_per_second(plugin: &Plugin) -> f64 {
+/// `envoy_model`: the plugin started as `start_workers(plugin, 1)` (a
+/// configuration VM, the main thread's VM and one worker) instead of one
+/// lone VM (`start`), to show what the extra VM costs a test that does not
+/// tick.
+fn exchanges_per_second(plugin: &Plugin, envoy_model: bool) -> f64 {
     let mut harness = Harness::new();
-    let worker = harness.start(plugin).unwrap();
+    let worker = if envoy_model {
+        harness.start_workers(plugin, 1).unwrap()[0]
+    } else {
+        harness.start(plugin).unwrap()
+    };
     let started = Instant::now();
     for _ in 0..EXCHANGES {
         let exchange = harness
@@ -47,10 +55,12 @@ fn main() {
     let plugin = Plugin::from_bytes(&bytes).unwrap();
     // Alternate the measurements round by round so drift hits both alike.
     let mut rates = Vec::new();
+    let mut model_rates = Vec::new();
     let mut cold = Vec::new();
     let mut cached = Vec::new();
     for _ in 0..ROUNDS {
-        rates.push(exchanges_per_second(&plugin));
+        rates.push(exchanges_per_second(&plugin, false));
+        model_rates.push(exchanges_per_second(&plugin, true));
         cold.extend((0..LOADS / ROUNDS).map(|_| load_and_start(&bytes, false)));
         cached.extend((0..LOADS / ROUNDS).map(|_| load_and_start(&bytes, true)));
     }
@@ -66,6 +76,14 @@ fn main() {
         rates[rates.len() - 1]
     );
     println!("| per exchange | {:.1} µs |", 1e6 / rate);
+    model_rates.sort_by(f64::total_cmp);
+    let model_rate = model_rates[model_rates.len() / 2];
+    println!(
+        "| exchanges/s, `start_workers(plugin, 1)` (configuration, main-thread and worker VMs) | {model_rate:.0} (min {:.0}, max {:.0}); {:.2}x the lone VM |",
+        model_rates[0],
+        model_rates[model_rates.len() - 1],
+        model_rate / rate
+    );
     println!(
         "| load + instantiate + start, cold (compile) | {:.1} ms |",
         cold.as_secs_f64() * 1e3
