@@ -669,3 +669,52 @@ fn the_local_mesh_translates_as_istiod_does() {
         report.join("\n")
     );
 }
+
+/// The views read Go's protojson and Envoy's snake_case JSON alike, fill in
+/// Envoy's defaults, and still tell a changed value apart.
+#[test]
+fn views_read_both_spellings_and_fill_in_envoy_defaults() {
+    let protojson = json!({
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": "outbound|8080|v1|cpanel.airport.svc.cluster.local",
+            "timeout": "0.500s",
+            "retryPolicy": {"retryOn": "reset,5xx", "numRetries": 2, "hostSelectionRetryMaxAttempts": "5"},
+            "requestMirrorPolicies": [{"cluster": "outbound|8080|v2|cpanel.airport.svc.cluster.local"}]
+        },
+        "typedPerFilterConfig": {"envoy.filters.http.fault": {
+            "abort": {"httpStatus": 500, "percentage": {"numerator": 50}}
+        }}
+    });
+    let envoy = json!({
+        "match": {"prefix": "/", "case_sensitive": true},
+        "route": {
+            "cluster": "outbound|cpanel.airport|v1",
+            "timeout": "0.500000000s",
+            "retry_policy": {"retry_on": "5xx,reset", "num_retries": 2, "host_selection_retry_max_attempts": 5},
+            "request_mirror_policies": [{
+                "cluster": "outbound|cpanel.airport|v2",
+                "runtime_fraction": {"default_value": {"numerator": 1_000_000, "denominator": "MILLION"}}
+            }]
+        },
+        "typed_per_filter_config": {"envoy.filters.http.fault": {
+            "abort": {"http_status": 500, "percentage": {"numerator": 500_000, "denominator": "MILLION"}}
+        }}
+    });
+    assert_eq!(
+        oracle_views::route_view(&protojson),
+        oracle_views::route_view(&envoy)
+    );
+    let mut changed = envoy.clone();
+    changed["route"]["retry_policy"]["num_retries"] = json!(3);
+    assert_ne!(
+        oracle_views::route_view(&protojson),
+        oracle_views::route_view(&changed)
+    );
+    // An absent outlier field is Envoy's default; a panic threshold of {}
+    // is 0 %, an absent one Envoy's 50 %.
+    let istiod = json!({"outlierDetection": {"consecutive5xx": 5}, "commonLbConfig": {"healthyPanicThreshold": {}}});
+    let ours = json!({"outlier_detection": {"interval": "10s"}, "common_lb_config": {"healthy_panic_threshold": {"value": 0}}});
+    assert_eq!(cluster_view(&istiod), cluster_view(&ours));
+    assert_eq!(cluster_view(&json!({})).healthy_panic_threshold, 50.0);
+}
