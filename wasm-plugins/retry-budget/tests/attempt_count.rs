@@ -6,12 +6,8 @@
 
 mod common;
 
-use common::{answer, counter, open, remaining, start};
+use common::{BUDGET, answer, counter, open, remaining, start};
 use proxy_wasm_harness::Harness;
-
-/// ratio 0.2, floor 1/s over 10 s: ten retries in reserve.
-const BUDGET: &str = r#"{"budget": {"retryRatio": 0.2, "minRetriesPerSecond": 1, "ttl": "10s"},
-    "attempts": 3, "retryOn": "5xx"}"#;
 
 #[test]
 fn a_response_claiming_four_billion_attempts_keeps_the_scope_open() {

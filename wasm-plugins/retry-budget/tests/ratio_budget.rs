@@ -5,12 +5,8 @@ mod common;
 
 use std::time::Duration;
 
-use common::{advance, answer, counter, open, remaining, send, start};
+use common::{BUDGET, advance, answer, counter, open, remaining, send, start};
 use proxy_wasm_harness::LogLevel;
-
-/// ratio 0.2, floor 1/s over 10 s: 10 retries in reserve.
-const BUDGET: &str = r#"{"budget": {"retryRatio": 0.2, "minRetriesPerSecond": 1, "ttl": "10s"},
-    "attempts": 3, "retryOn": "5xx"}"#;
 
 #[test]
 fn the_budget_holds_for_requests_in_flight_on_every_worker() {

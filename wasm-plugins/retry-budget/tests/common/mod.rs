@@ -7,6 +7,10 @@ use proxy_wasm_harness::{
     Exchange, Harness, LogLevel, Plugin, Request, Response, StreamId, UpstreamRequest, WorkerId,
 };
 
+/// ratio 0.2, floor 1/s over 10 s: ten retries in reserve; 3 retries on 5xx.
+pub const BUDGET: &str = r#"{"budget": {"retryRatio": 0.2, "minRetriesPerSecond": 1, "ttl": "10s"},
+    "attempts": 3, "retryOn": "5xx"}"#;
+
 /// The shipped plugin with `config` as its plugin configuration.
 pub fn plugin(config: &str) -> Plugin {
     Plugin::load(wasm_artifacts::RETRY_BUDGET)
