@@ -476,6 +476,103 @@ spec:
     assert_eq!(response.json().unwrap()["path"], "/static/../productpage");
 }
 
+/// An upstream that records the head of one request and answers 200 at
+/// once (without reading a body): what it received tells whether the proxy
+/// passed an `Expect: 100-continue` on or answered it itself.
+fn recording_upstream() -> (u16, std::thread::JoinHandle<String>) {
+    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let handle = std::thread::spawn(move || {
+        let (stream, _) = listener.accept().unwrap();
+        let mut reader = BufReader::new(stream.try_clone().unwrap());
+        let mut head = String::new();
+        loop {
+            let mut line = String::new();
+            reader.read_line(&mut line).unwrap();
+            head.push_str(&line);
+            if line == "\r\n" || line.is_empty() {
+                break;
+            }
+        }
+        let mut writer = stream;
+        writer
+            .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nserver: upstream\r\n\r\nok")
+            .unwrap();
+        head
+    });
+    (port, handle)
+}
+
+/// Sends a POST with `Expect: 100-continue` (and no body yet) to `address`;
+/// the head of the first answer, lowercased.
+fn expect_continue(address: &str) -> String {
+    let mut stream = TcpStream::connect(address).unwrap();
+    stream
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    stream
+        .write_all(
+            b"POST /upload HTTP/1.1\r\nHost: files\r\nExpect: 100-continue\r\ncontent-length: 4\r\n\r\n",
+        )
+        .unwrap();
+    let mut reader = BufReader::new(stream);
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            break;
+        }
+    }
+    head.to_ascii_lowercase()
+}
+
+#[test]
+fn callers_see_istio_envoy_and_the_upstream_answers_expect_continue() {
+    let (port, upstream) = recording_upstream();
+    let files = Workload {
+        service: "files".into(),
+        namespace: "airport".into(),
+        version: "v1".into(),
+        port,
+    };
+    let mesh = Mesh::start_with("", &[], &[files.clone()]);
+    let address = mesh
+        .service_url("files.airport")
+        .trim_start_matches("http://")
+        .to_string();
+    let answer = expect_continue(&address);
+    // The upstream's 200 is the first answer: the proxy did not say
+    // `100 Continue` itself, and the caller sees Istio's server name.
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("server: istio-envoy"), "{answer}");
+    let head = upstream.join().unwrap().to_ascii_lowercase();
+    assert!(head.contains("expect: 100-continue"), "{head}");
+
+    // The same listener with Envoy's own defaults answers the expectation
+    // itself and calls itself `envoy`: what the two settings change.
+    let (port, upstream) = recording_upstream();
+    let mesh = Mesh::start_with("", &[], &[Workload { port, ..files }]);
+    let mut bare = mesh.translation.clone();
+    for listener in bare.bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .unwrap()
+    {
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        let hcm = hcm.as_object_mut().unwrap();
+        hcm.remove("server_name");
+        hcm.remove("proxy_100_continue");
+    }
+    drop(mesh);
+    let envoy = RunningEnvoy::start(&bare);
+    let url = envoy.listener_url(&bare.listeners.services["files.airport"]);
+    let answer = expect_continue(url.trim_start_matches("http://"));
+    assert!(answer.starts_with("http/1.1 100"), "{answer}");
+    drop(envoy);
+    drop(upstream);
+}
+
 #[test]
 fn the_gateway_appends_the_caller_to_x_forwarded_for_and_sidecars_do_not() {
     let yaml = format!(

@@ -60,6 +60,14 @@ pub fn istio_connection_manager(listener: &mut Value, class: ListenerClass) {
             if class == ListenerClass::SidecarInbound {
                 continue;
             }
+            // What a caller of an Istio proxy sees: `server: istio-envoy`
+            // (pilot/pkg/networking/util/proxy_headers.go, used by
+            // gateway.go and listener.go), and an `Expect: 100-continue`
+            // answered by the upstream, not by the proxy
+            // (features.Enable100ContinueHeaders, on by default). Both
+            // shown by istio/oracle's goldens (tests/oracle_parity.rs).
+            config["server_name"] = json!("istio-envoy");
+            config["proxy_100_continue"] = json!(true);
             if let Some(hosts) = config["route_config"]["virtual_hosts"].as_array_mut() {
                 for host in hosts {
                     host["include_request_attempt_count"] = json!(true);
