@@ -1,6 +1,6 @@
 //! Rule matching: Istio's `HTTPMatchRequest` (`uri`, `method`, `headers`,
 //! `withoutHeaders`, `queryParams`) as Envoy evaluates what istiod writes
-//! for it, from `mesh-policy` (repeated headers joined with `,`, the first
+//! for it, from `mesh-policy` (a repeated header matching on any one value, the first
 //! query parameter, `{}` for presence, `withoutHeaders` inverted with a
 //! missing header counted as empty), plus the router's own `cookies` (Istio
 //! has no cookie match); and the request as the rules and the cookie see
