@@ -34,6 +34,8 @@ pub(crate) struct Vm {
     pub(crate) role: VmRole,
     pub(crate) stdout: MemoryOutputPipe,
     pub(crate) stderr: MemoryOutputPipe,
+    /// How much of stdout and stderr is already in the logs.
+    stdio_logged: (usize, usize),
 }
 
 impl std::fmt::Debug for Vm {
@@ -153,6 +155,7 @@ impl Vm {
             role: VmRole::Worker,
             stdout,
             stderr,
+            stdio_logged: (0, 0),
         };
         // WASI reactors export `_initialize`; older SDKs export `_start`.
         if vm.instance.get_func(&mut vm.store, "_initialize").is_some() {
@@ -191,7 +194,9 @@ impl Vm {
                 name: name.to_string(),
                 message: format!("{e:#}"),
             })?;
-        match typed.call(&mut self.store, params) {
+        let outcome = typed.call(&mut self.store, params);
+        self.log_stdio();
+        match outcome {
             Ok(result) => Ok(result),
             Err(error) => {
                 let message = format!("{error:?}");
@@ -209,6 +214,31 @@ impl Vm {
                 })
             }
         }
+    }
+
+    /// Puts what the plugin wrote to stdout and stderr during the last call
+    /// into its logs, as Envoy logs WASI writes: stdout at info, stderr at
+    /// error, without the trailing newline (source/extensions/common/wasm/
+    /// context.cc). Lines land after the `proxy_log` lines of the same call:
+    /// the harness sees the pipes only between calls.
+    fn log_stdio(&mut self) {
+        let streams = [
+            (self.stdout.contents(), LogLevel::Info),
+            (self.stderr.contents(), LogLevel::Error),
+        ];
+        let mut logged = [self.stdio_logged.0, self.stdio_logged.1];
+        for (index, (bytes, level)) in streams.into_iter().enumerate() {
+            let new = bytes.get(logged[index]..).unwrap_or_default();
+            logged[index] = bytes.len();
+            if new.is_empty() {
+                continue;
+            }
+            let text = String::from_utf8_lossy(new);
+            for line in text.strip_suffix('\n').unwrap_or(&text).split('\n') {
+                crate::hostcalls::log_host(self.store.data_mut(), level, line.to_string());
+            }
+        }
+        self.stdio_logged = (logged[0], logged[1]);
     }
 
     /// Calls a callback on behalf of `context`: the effective context is set

@@ -108,3 +108,35 @@ fn connection_manager_headers_are_seeded_and_can_be_turned_off() {
     );
     assert_eq!(id, None);
 }
+
+#[test]
+fn wasi_stdout_and_stderr_are_logged_as_envoy_logs_them() {
+    let mut harness = Harness::new();
+    let worker = harness.start(&plugin()).unwrap();
+    harness
+        .exchange(
+            worker,
+            ops("/", &["print hello stdout", "eprint hello stderr"]),
+            |_| Response::ok(),
+        )
+        .unwrap();
+    use proxy_wasm_harness::LogLevel;
+    assert!(
+        harness
+            .logs_at(worker, LogLevel::Info)
+            .unwrap()
+            .contains(&"hello stdout")
+    );
+    assert!(
+        harness
+            .logs_at(worker, LogLevel::Error)
+            .unwrap()
+            .contains(&"hello stderr")
+    );
+    // Still readable as written.
+    let (out, err) = harness.stdio(worker).unwrap();
+    assert_eq!(
+        (out.as_str(), err.as_str()),
+        ("hello stdout\n", "hello stderr\n")
+    );
+}
