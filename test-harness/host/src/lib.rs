@@ -5,8 +5,13 @@
 //! implements every hostcall with Envoy's semantics and status codes: header
 //! maps, bodies, properties, local responses, a virtual clock with ticks,
 //! shared data with Envoy's CAS rules, shared queues, metrics, HTTP callouts
-//! answered by the test or timed out on the virtual clock, and several worker
-//! VMs sharing one store, as Envoy runs one VM per worker. A trap in the
+//! answered by the test or timed out on the virtual clock, and Envoy 1.40's
+//! process model (`Harness::start_workers`: a configuration VM, the main
+//! thread's VM, which ticks but serves no streams, and one VM per worker,
+//! all sharing one store). `exchange` does what Envoy's connection manager
+//! and HTTP/1.1 codec do around the plugin (`x-forwarded-proto`,
+//! `x-request-id`, pseudo-header order, a separate end-of-stream body
+//! callback); test-harness/ENVOY-FACTS.md lists each rule and its test. A trap in the
 //! plugin comes back as [`HarnessError::Trap`] and fails that VM, as in Envoy;
 //! it never takes the test down. There is no global mutable state, so tests
 //! run in parallel; compiled modules are cached per process.
