@@ -537,7 +537,7 @@ fn callers_see_istio_envoy_and_the_upstream_answers_expect_continue() {
         version: "v1".into(),
         port,
     };
-    let mesh = Mesh::start_with("", &[], &[files.clone()]);
+    let mesh = Mesh::start_with("", &[], std::slice::from_ref(&files));
     let address = mesh
         .service_url("files.airport")
         .trim_start_matches("http://")
