@@ -300,6 +300,20 @@ fn a_status_code_in_retry_on_is_retried_and_attempts_are_counted_upstream() {
 
 // ---- 3. The connection manager ----
 
+/// The head of an HTTP/1.1 message (start line and headers, through the
+/// blank line) from `reader`.
+fn read_head(reader: &mut impl BufRead) -> String {
+    let mut head = String::new();
+    loop {
+        let mut line = String::new();
+        reader.read_line(&mut line).unwrap();
+        head.push_str(&line);
+        if line == "\r\n" || line.is_empty() {
+            return head;
+        }
+    }
+}
+
 /// A websocket-speaking upstream, as far as a proxy can tell: it answers
 /// the upgrade with 101 and then echoes every byte. Returns its port and
 /// the request head it received.
@@ -309,15 +323,7 @@ fn websocket_upstream() -> (u16, std::thread::JoinHandle<String>) {
     let handle = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            head.push_str(&line);
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-        }
+        let head = read_head(&mut reader);
         let mut writer = stream;
         writer
             .write_all(
@@ -348,13 +354,7 @@ fn websocket_upgrades_are_allowed() {
         .to_string();
     let (mut stream, mut reader, status) = upgrade(&address);
     assert!(status.starts_with("HTTP/1.1 101"), "{status}");
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        if line == "\r\n" {
-            break;
-        }
-    }
+    read_head(&mut reader); // the rest of the 101's headers
     stream.write_all(b"ping through the tunnel").unwrap();
     let mut echoed = [0u8; 23];
     reader.read_exact(&mut echoed).unwrap();
@@ -485,15 +485,7 @@ fn recording_upstream() -> (u16, std::thread::JoinHandle<String>) {
     let handle = std::thread::spawn(move || {
         let (stream, _) = listener.accept().unwrap();
         let mut reader = BufReader::new(stream.try_clone().unwrap());
-        let mut head = String::new();
-        loop {
-            let mut line = String::new();
-            reader.read_line(&mut line).unwrap();
-            head.push_str(&line);
-            if line == "\r\n" || line.is_empty() {
-                break;
-            }
-        }
+        let head = read_head(&mut reader);
         let mut writer = stream;
         writer
             .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 2\r\nserver: upstream\r\n\r\nok")
@@ -516,16 +508,7 @@ fn expect_continue(address: &str) -> String {
         )
         .unwrap();
     let mut reader = BufReader::new(stream);
-    let mut head = String::new();
-    loop {
-        let mut line = String::new();
-        reader.read_line(&mut line).unwrap();
-        head.push_str(&line);
-        if line == "\r\n" || line.is_empty() {
-            break;
-        }
-    }
-    head.to_ascii_lowercase()
+    read_head(&mut reader).to_ascii_lowercase()
 }
 
 #[test]
