@@ -25,7 +25,6 @@
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
-use std::io::Write as _;
 use std::path::PathBuf;
 use std::rc::Rc;
 use std::time::Duration;
@@ -66,8 +65,6 @@ pub enum CrossCheckError {
     Harness(#[from] proxy_wasm_harness::HarnessError),
     #[error("envoy: {0}")]
     Envoy(#[from] envoy_rig::RigError),
-    #[error("writing the Envoy launcher: {0}")]
-    Launcher(std::io::Error),
     #[error("scenario {scenario:?}: the hosts disagree or miss the expectation\n{report}")]
     Mismatch { scenario: String, report: String },
 }
@@ -497,54 +494,25 @@ pub fn envoy_for(scenario: &Scenario, upstream: &Upstream) -> Result<Envoy, Cros
     let bootstrap = Bootstrap::new()
         .listener(Listener::new("ingress").virtual_host(host).filter(filter))
         .cluster(Cluster::new(UPSTREAM_CLUSTER, upstream.port()));
-    let launcher = NodeLauncher::new(scenario)?;
     let mut options = EnvoyOptions::default().concurrency(1);
-    options.binary = Some(launcher.path());
+    options.extra_args = vec!["--config-yaml".into(), node_yaml(scenario)];
     Ok(Envoy::start_with(&bootstrap, &options)?)
 }
 
 /// The rig's bootstrap has no `node`; Envoy merges one in from
-/// `--config-yaml` (YAML is a superset of JSON). A two-line script that
-/// execs the pinned Envoy with that flag added is the launcher; it is only
-/// needed until Envoy has started.
-struct NodeLauncher {
-    dir: tempfile::TempDir,
-}
-
-impl NodeLauncher {
-    fn new(scenario: &Scenario) -> Result<Self, CrossCheckError> {
-        let envoy = envoy_rig::envoy_binary()?;
-        let metadata: serde_json::Map<String, serde_json::Value> = scenario
-            .node_metadata
-            .iter()
-            .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
-            .collect();
-        let node = serde_json::json!({
-            "node": {"id": NODE_ID, "cluster": NODE_CLUSTER, "metadata": metadata}
-        });
-        let quote = |s: &str| format!("'{}'", s.replace('\'', "'\\''"));
-        let script = format!(
-            "#!/bin/sh\nexec {} \"$@\" --config-yaml {}\n",
-            quote(&envoy.display().to_string()),
-            quote(&node.to_string())
-        );
-        let io = CrossCheckError::Launcher;
-        let dir = tempfile::Builder::new()
-            .prefix("cross-check-")
-            .tempdir()
-            .map_err(io)?;
-        let path = dir.path().join("envoy");
-        let mut file = std::fs::File::create(&path).map_err(io)?;
-        file.write_all(script.as_bytes()).map_err(io)?;
-        drop(file);
-        use std::os::unix::fs::PermissionsExt as _;
-        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).map_err(io)?;
-        Ok(Self { dir })
-    }
-
-    fn path(&self) -> PathBuf {
-        self.dir.path().join("envoy")
-    }
+/// `--config-yaml` (YAML is a superset of JSON), given on its command line
+/// (a launcher script written and executed by a test process that forks
+/// elsewhere at the same time can fail with ETXTBSY).
+fn node_yaml(scenario: &Scenario) -> String {
+    let metadata: serde_json::Map<String, serde_json::Value> = scenario
+        .node_metadata
+        .iter()
+        .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
+        .collect();
+    serde_json::json!({
+        "node": {"id": NODE_ID, "cluster": NODE_CLUSTER, "metadata": metadata}
+    })
+    .to_string()
 }
 
 /// Runs the scenario through a real Envoy.

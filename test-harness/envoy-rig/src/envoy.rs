@@ -50,6 +50,9 @@ pub struct EnvoyOptions {
     /// exec, so every Envoy thread inherits it); `None` leaves it unpinned.
     /// Linux only: elsewhere a `Some` makes [`Envoy::start_with`] fail.
     pub cpu_affinity: Option<Vec<usize>>,
+    /// More command-line arguments, after the rig's own (e.g.
+    /// `--config-yaml` to merge a `node` into the bootstrap).
+    pub extra_args: Vec<String>,
 }
 
 impl Default for EnvoyOptions {
@@ -61,6 +64,7 @@ impl Default for EnvoyOptions {
             component_log_levels: vec![("wasm".into(), "debug".into())],
             ready_timeout: Duration::from_secs(30),
             cpu_affinity: None,
+            extra_args: Vec::new(),
         }
     }
 }
@@ -123,6 +127,7 @@ impl EnvoyOptions {
                 .collect();
             command.arg("--component-log-level").arg(levels.join(","));
         }
+        command.args(&self.extra_args);
     }
 }
 
