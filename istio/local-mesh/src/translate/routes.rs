@@ -10,28 +10,19 @@ use super::values::{Matcher, duration, per_hundred, per_million, string_match};
 use super::{Index, MeshError};
 
 /// Istio's retry policy for a route without `retries` of its own.
+/// (Istio 1.30, `pilot/pkg/networking/core/route/retry/retry.go`: no status
+/// code listed, so an upstream 503 is not retried.)
 pub(crate) const DEFAULT_RETRY_ON: &str =
     "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
-/// What Envoy's router accepts in `retry_on` (HTTP and gRPC conditions).
-const RETRY_CONDITIONS: &[&str] = &[
-    "5xx",
-    "gateway-error",
-    "reset",
-    "reset-before-request",
-    "connect-failure",
-    "envoy-ratelimited",
-    "retriable-4xx",
-    "refused-stream",
-    "retriable-status-codes",
-    "retriable-headers",
-    "http3-post-connect-failure",
-    "cancelled",
-    "deadline-exceeded",
-    "internal",
-    "resource-exhausted",
-    "unavailable",
-];
+/// What Envoy's router accepts in `retry_on`: its HTTP and gRPC conditions.
+fn retry_conditions() -> impl Iterator<Item = &'static str> {
+    use mesh_policy::retry_on::{GRPC_CONDITIONS, HTTP_CONDITIONS};
+    HTTP_CONDITIONS
+        .iter()
+        .copied()
+        .chain(GRPC_CONDITIONS.iter().map(|(name, _)| *name))
+}
 
 fn invalid(resource: &str, message: String) -> MeshError {
     MeshError::Invalid {
@@ -515,13 +506,13 @@ pub(crate) fn retry_policy(
         for part in retry_on.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             match part.parse::<u32>() {
                 Ok(code) if (100..=599).contains(&code) => codes.push(code),
-                _ if RETRY_CONDITIONS.contains(&part) => conditions.push(part),
+                _ if retry_conditions().any(|c| c == part) => conditions.push(part),
                 _ => {
                     return Err(invalid(
                         resource,
                         format!(
                             "{path}.retryOn: {part:?} is neither a retry condition ({}) nor an HTTP status code",
-                            RETRY_CONDITIONS.join(", ")
+                            retry_conditions().collect::<Vec<_>>().join(", ")
                         ),
                     ));
                 }
