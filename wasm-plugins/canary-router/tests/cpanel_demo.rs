@@ -117,8 +117,10 @@ fn dashboards_follow_the_rollout_and_each_user_stays_put() {
         let on_v2 = seen.iter().filter(|v| **v == 2).count() as f64;
         let p = f64::from(weight) / 100.0;
         let (mean, sd) = (USERS as f64 * p, (USERS as f64 * p * (1.0 - p)).sqrt());
+        // Envoy's random source cannot be seeded: 5 sd is a false alarm
+        // once in 1.7 million runs (3 sd was once in 370).
         assert!(
-            (on_v2 - mean).abs() <= 3.0 * sd + 0.5,
+            (on_v2 - mean).abs() <= 5.0 * sd + 0.5,
             "{on_v2} of {USERS} on V2 at {weight} %"
         );
         previous = seen;
