@@ -34,6 +34,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use envoy_rig::{Bootstrap, Cluster, Listener, Route, RouteAction, RouteMatch, VirtualHost};
+use local_mesh::schemas::SchemaCheck;
 use local_mesh::{GATEWAY, ListenerClass, Workload, istio_connection_manager, translate};
 use regex::Regex;
 use serde_json::{Value, json};
@@ -60,6 +61,7 @@ const KINDS: &[&str] = &[
     "Gateway",
     "VirtualService",
     "DestinationRule",
+    "ServiceEntry",
     "WasmPlugin",
 ];
 
@@ -308,6 +310,9 @@ struct Daemon {
     gateway_listening: bool,
     /// Routing must be pushed again (a pod became ready or left).
     dirty: bool,
+    /// The schemas `apply` checks documents against, loaded at the first
+    /// `apply` (a daemon that only runs pods never needs them).
+    schemas: Option<SchemaCheck>,
 }
 
 enum Message {
@@ -401,6 +406,7 @@ pub fn run(options: UpOptions) -> Result<(), String> {
         plugin_summary: Vec::new(),
         gateway_listening: false,
         dirty: false,
+        schemas: None,
     };
     let gateway = format!("http://127.0.0.1:{}", options.gateway_port);
     let state_file = json!({
@@ -497,7 +503,8 @@ impl Daemon {
         false
     }
 
-    /// Parses the files a client sent.
+    /// Parses the files a client sent; each document must be of a kind the
+    /// local mesh runs.
     fn documents(files: &Value) -> Result<Vec<Document>, String> {
         let mut docs = Vec::new();
         for file in files.as_array().into_iter().flatten() {
@@ -518,8 +525,28 @@ impl Daemon {
         Ok(docs)
     }
 
-    fn apply(&mut self, files: &Value, reply: &mut Reply) -> Result<(), String> {
+    /// The documents of the files a client sent to be stored (`apply`,
+    /// `reset`), each valid against its kind's schema, as the API server
+    /// checks it with strict field validation, before anything else reads
+    /// it.
+    fn checked_documents(&mut self, files: &Value) -> Result<Vec<Document>, String> {
         let docs = Self::documents(files)?;
+        let check = match self.schemas.take() {
+            Some(check) => check,
+            None => SchemaCheck::load(&self.options.repo).map_err(|e| e.to_string())?,
+        };
+        let result = docs.iter().try_for_each(|doc| {
+            check
+                .check(&doc.value)
+                .map_err(|violations| format!("{}: {violations}", doc.source))
+        });
+        self.schemas = Some(check);
+        result?;
+        Ok(docs)
+    }
+
+    fn apply(&mut self, files: &Value, reply: &mut Reply) -> Result<(), String> {
+        let docs = self.checked_documents(files)?;
         let mut store = self.store.clone();
         let mut lines = Vec::new();
         for doc in docs {
@@ -558,7 +585,7 @@ impl Daemon {
     }
 
     fn reset(&mut self, files: &Value, reply: &mut Reply) -> Result<(), String> {
-        let docs = Self::documents(files)?;
+        let docs = self.checked_documents(files)?;
         let keep: BTreeSet<Key> = docs.iter().map(|d| kube::key_of(&d.value)).collect();
         let mut lines: Vec<String> = self
             .store
@@ -853,7 +880,13 @@ impl Daemon {
             .filter(|v| {
                 matches!(
                     v["kind"].as_str(),
-                    Some("Service" | "Gateway" | "VirtualService" | "DestinationRule")
+                    Some(
+                        "Service"
+                            | "Gateway"
+                            | "VirtualService"
+                            | "DestinationRule"
+                            | "ServiceEntry"
+                    )
                 )
             })
             .collect();

@@ -19,6 +19,7 @@
 //! same way.
 
 pub mod process;
+pub mod schemas;
 mod translate;
 pub mod xds;
 
