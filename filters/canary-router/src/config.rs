@@ -11,11 +11,11 @@
 use std::collections::{BTreeMap, HashSet};
 
 use mesh_policy::{
-    ConfigError, DurationError, EnvLookup, HttpMatch, NamedMatch, PluginConfig, StringMatch,
-    WireHttpMatch, WireStringMatch, parse_duration,
+    ConfigError, DurationError, EnvLookup, HttpMatch, MatchExtras, NamedMatch, PluginConfig,
+    StringMatch, WireStringMatch, parse_duration,
 };
 use serde::Deserialize;
-use serde::de::IgnoredAny;
+use serde::de::MapAccess;
 
 use crate::bucket::Split;
 use crate::cookie::{
@@ -94,50 +94,29 @@ pub struct WireRule {
     pub matches: Vec<WireMatch>,
 }
 
-/// Istio's `HTTPMatchRequest` (same field names and meaning; each
-/// condition is `mesh-policy`'s `WireStringMatch`, which has no `present`:
-/// `{}` checks presence, `withoutHeaders` absence) plus `cookies`. The Istio fields the router does not evaluate are read only
-/// to be refused by name: dropping one would make the rule match more than
-/// it does in Istio.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WireMatch {
-    /// Istio's label for the match (access logs); it changes no decision.
-    #[serde(default)]
-    pub name: Option<String>,
-    #[serde(default)]
-    pub headers: BTreeMap<String, WireStringMatch>,
-    /// Headers that must not match (Istio's `withoutHeaders`).
-    #[serde(default)]
-    pub without_headers: BTreeMap<String, WireStringMatch>,
-    /// The path, query string excluded.
-    #[serde(default)]
-    pub uri: Option<WireStringMatch>,
-    /// Query parameters as sent (not percent-decoded), the first of a name.
-    #[serde(default)]
-    pub query_params: BTreeMap<String, WireStringMatch>,
-    /// Not Istio: cookies by name, the first of a name, DQUOTEs removed.
-    #[serde(default)]
+/// One `match` entry: Istio's `HTTPMatchRequest` (`mesh-policy`'s wire
+/// type, each condition a `WireStringMatch`, which has no `present`: `{}`
+/// checks presence, `withoutHeaders` absence; the Istio fields no plugin
+/// evaluates refused by name) plus the router's own `cookies`.
+pub type WireMatch = mesh_policy::WireMatch<WireCookies>;
+
+/// Not Istio: cookies by name, the first of a name, DQUOTEs removed.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireCookies {
     pub cookies: BTreeMap<String, WireStringMatch>,
-    /// The `:method` pseudo-header.
-    #[serde(default)]
-    pub method: Option<WireStringMatch>,
-    #[serde(default)]
-    pub authority: Option<IgnoredAny>,
-    #[serde(default)]
-    pub scheme: Option<IgnoredAny>,
-    #[serde(default)]
-    pub ignore_uri_case: Option<IgnoredAny>,
-    #[serde(default)]
-    pub port: Option<IgnoredAny>,
-    #[serde(default)]
-    pub source_labels: Option<IgnoredAny>,
-    #[serde(default)]
-    pub source_namespace: Option<IgnoredAny>,
-    #[serde(default)]
-    pub gateways: Option<IgnoredAny>,
-    #[serde(default)]
-    pub stat_prefix: Option<IgnoredAny>,
+}
+
+impl MatchExtras for WireCookies {
+    const FIELDS: &'static [&'static str] = &["cookies"];
+
+    fn read_field<'de, A: MapAccess<'de>>(
+        &mut self,
+        _field: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        self.cookies = map.next_value()?;
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -205,11 +184,6 @@ pub enum Problem {
     NoMatches,
     #[error("an empty match (give headers, withoutHeaders, uri, queryParams or cookies)")]
     EmptyMatch,
-    #[error("Istio's {field} is not supported by the canary router ({reason})")]
-    UnsupportedMatchField {
-        field: &'static str,
-        reason: &'static str,
-    },
     #[error("{0:?} is a pseudo-header (Envoy owns it)")]
     PseudoHeader(String),
     #[error("{0:?} cannot be used here (Envoy or HTTP framing owns it)")]
@@ -352,12 +326,10 @@ impl PluginConfig for Config {
 
     fn validate(wire: WireConfig, env: EnvLookup<'_>) -> Result<Self, ConfigError> {
         let (subsets, split) = validate_subsets(&wire.subsets)?;
-        let rules = wire
-            .rules
-            .iter()
-            .enumerate()
-            .map(|(i, rule)| validate_rule(&format!("rules[{i}]"), rule, &subsets))
-            .collect::<Result<Vec<_>, _>>()?;
+        let mut rules = Vec::with_capacity(wire.rules.len());
+        for (i, rule) in wire.rules.into_iter().enumerate() {
+            rules.push(validate_rule(&format!("rules[{i}]"), rule, &subsets)?);
+        }
         let route_header = match &wire.route_header {
             Some(name) => header_name("routeHeader", name)?,
             None => DEFAULT_ROUTE_HEADER.to_string(),
@@ -427,7 +399,7 @@ fn validate_subsets(wire: &[WireSubset]) -> Result<(Vec<Subset>, Split), ConfigE
     Ok((subsets, split))
 }
 
-fn validate_rule(path: &str, rule: &WireRule, subsets: &[Subset]) -> Result<Rule, ConfigError> {
+fn validate_rule(path: &str, rule: WireRule, subsets: &[Subset]) -> Result<Rule, ConfigError> {
     let subset = subsets
         .iter()
         .position(|s| s.name == rule.subset)
@@ -450,94 +422,37 @@ fn validate_rule(path: &str, rule: &WireRule, subsets: &[Subset]) -> Result<Rule
             Problem::NoMatches,
         ));
     }
-    let matches = rule
-        .matches
-        .iter()
-        .enumerate()
-        .map(|(i, m)| validate_match(&format!("{path}.match[{i}]"), m))
-        .collect::<Result<Vec<_>, _>>()?;
+    let mut matches = Vec::with_capacity(rule.matches.len());
+    for (i, m) in rule.matches.into_iter().enumerate() {
+        matches.push(validate_match(&format!("{path}.match[{i}]"), m)?);
+    }
     Ok(Rule { subset, matches })
 }
 
-fn validate_match(path: &str, wire: &WireMatch) -> Result<RuleMatch, ConfigError> {
-    let unsupported = [
-        (
-            "authority",
-            wire.authority.is_some(),
-            "the plugin runs per listener; match the host in the route instead",
-        ),
-        (
-            "scheme",
-            wire.scheme.is_some(),
-            "match the scheme in the route instead",
-        ),
-        (
-            "ignoreUriCase",
-            wire.ignore_uri_case.is_some(),
-            "uri matches are case-sensitive here; write the case you expect or a (?i) regex",
-        ),
-        (
-            "port",
-            wire.port.is_some(),
-            "a selector of the listener, not a request property the plugin sees",
-        ),
-        (
-            "sourceLabels",
-            wire.source_labels.is_some(),
-            "a workload selector, not a request property the plugin sees",
-        ),
-        (
-            "sourceNamespace",
-            wire.source_namespace.is_some(),
-            "a workload selector, not a request property the plugin sees",
-        ),
-        (
-            "gateways",
-            wire.gateways.is_some(),
-            "a gateway selector; bind the WasmPlugin with its selector instead",
-        ),
-        (
-            "statPrefix",
-            wire.stat_prefix.is_some(),
-            "route statistics are Envoy's, not the plugin's",
-        ),
-    ];
-    if let Some((field, _, reason)) = unsupported.iter().find(|(_, given, _)| *given) {
-        return Err(ConfigError::new(
-            format!("{path}.{field}"),
-            Problem::UnsupportedMatchField { field, reason },
-        ));
-    }
-    if wire.headers.is_empty()
-        && wire.without_headers.is_empty()
-        && wire.uri.is_none()
-        && wire.method.is_none()
-        && wire.query_params.is_empty()
-        && wire.cookies.is_empty()
+fn validate_match(path: &str, wire: WireMatch) -> Result<RuleMatch, ConfigError> {
+    let WireMatch {
+        http: istio,
+        extras: WireCookies { cookies },
+    } = wire;
+    if istio.headers.is_empty()
+        && istio.without_headers.is_empty()
+        && istio.uri.is_none()
+        && istio.method.is_none()
+        && istio.query_params.is_empty()
+        && cookies.is_empty()
     {
         return Err(ConfigError::new(path, Problem::EmptyMatch));
     }
-    let http = HttpMatch::compile(
-        path,
-        WireHttpMatch {
-            uri: wire.uri.clone(),
-            method: wire.method.clone(),
-            headers: wire.headers.clone(),
-            without_headers: wire.without_headers.clone(),
-            query_params: wire.query_params.clone(),
-        },
-    )?;
-    let cookies = wire
-        .cookies
-        .iter()
-        .map(|(name, m)| {
-            Ok(NamedMatch {
-                name: name.clone(),
-                value: StringMatch::compile(&format!("{path}.cookies.{name}"), m.clone())?,
-            })
-        })
-        .collect::<Result<Vec<_>, ConfigError>>()?;
-    Ok(RuleMatch { http, cookies })
+    let http = HttpMatch::compile(path, istio)?;
+    let mut compiled = Vec::with_capacity(cookies.len());
+    for (name, m) in cookies {
+        let value = StringMatch::compile(&format!("{path}.cookies.{name}"), m)?;
+        compiled.push(NamedMatch { name, value });
+    }
+    Ok(RuleMatch {
+        http,
+        cookies: compiled,
+    })
 }
 
 /// A header name the plugin writes or reads an identity from, lower-cased

@@ -17,10 +17,11 @@ use std::collections::{BTreeMap, HashSet};
 use std::time::Duration;
 
 use mesh_policy::{
-    ConfigError, EnvLookup, HttpMatch, Percentage, PluginConfig, WireHttpMatch, WirePercentage,
-    WireStringMatch, header_name, no_env, parse_duration,
+    ConfigError, EnvLookup, HttpMatch, MatchExtras, Percentage, PluginConfig, WirePercentage,
+    header_name, no_env, parse_duration,
 };
 use serde::Deserialize;
+use serde::de::MapAccess;
 
 use crate::rule_match::{IpBlock, Match};
 
@@ -74,28 +75,35 @@ pub struct WireRule {
     pub delay: Option<WireDelay>,
 }
 
-/// Istio's `HTTPMatchRequest` subset, plus source ranges and route name.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
-pub struct WireMatch {
-    #[serde(default)]
-    pub uri: Option<WireStringMatch>,
-    #[serde(default)]
-    pub method: Option<WireStringMatch>,
-    /// An empty match (`{}`) checks that the header is present.
-    #[serde(default)]
-    pub headers: BTreeMap<String, WireStringMatch>,
-    /// The request must not have a matching header (`{}`: must not have it).
-    #[serde(default)]
-    pub without_headers: BTreeMap<String, WireStringMatch>,
-    #[serde(default)]
-    pub query_params: BTreeMap<String, WireStringMatch>,
+/// One `match` entry: Istio's `HTTPMatchRequest` (`mesh-policy`'s wire
+/// type: its fields, its refusals) plus the fault injector's own
+/// conditions, [`WireMatchExtras`].
+pub type WireMatch = mesh_policy::WireMatch<WireMatchExtras>;
+
+/// The fault injector's conditions beside Istio's in a `match` entry.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireMatchExtras {
     /// Downstream address ranges, CIDR (`10.0.0.0/8`) or single addresses.
-    #[serde(default)]
     pub source_ip_blocks: Vec<String>,
     /// Envoy's route name (`xds.route_name`), compared exactly.
-    #[serde(default)]
     pub route_name: Option<String>,
+}
+
+impl MatchExtras for WireMatchExtras {
+    const FIELDS: &'static [&'static str] = &["sourceIpBlocks", "routeName"];
+
+    fn read_field<'de, A: MapAccess<'de>>(
+        &mut self,
+        field: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        if field == "sourceIpBlocks" {
+            self.source_ip_blocks = map.next_value()?;
+        } else {
+            self.route_name = map.next_value()?;
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -440,38 +448,33 @@ fn rule_from_wire(
     })
 }
 
+// Loops rather than `collect::<Result<Vec<_>, _>>()`: the same code,
+// smaller in the .wasm.
 fn matches_from_wire(path: &str, wire: Vec<WireMatch>) -> Result<Vec<Match>, ConfigError> {
-    wire.into_iter()
-        .enumerate()
-        .map(|(i, m)| match_from_wire(&format!("{path}[{i}]"), m))
-        .collect()
+    let mut matches = Vec::with_capacity(wire.len());
+    for (i, m) in wire.into_iter().enumerate() {
+        matches.push(match_from_wire(&format!("{path}[{i}]"), m)?);
+    }
+    Ok(matches)
 }
 
 fn match_from_wire(path: &str, wire: WireMatch) -> Result<Match, ConfigError> {
-    let http = HttpMatch::compile(
-        path,
-        WireHttpMatch {
-            uri: wire.uri,
-            method: wire.method,
-            headers: wire.headers,
-            without_headers: wire.without_headers,
-            query_params: wire.query_params,
-        },
-    )?;
-    let source_ip_blocks = wire
-        .source_ip_blocks
-        .into_iter()
-        .enumerate()
-        .map(|(i, text)| {
-            IpBlock::parse(&text).ok_or_else(|| {
-                ConfigError::new(
-                    format!("{path}.sourceIpBlocks[{i}]"),
-                    Problem::IpBlock(text),
-                )
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
-    if wire.route_name.as_deref() == Some("") {
+    let http = HttpMatch::compile(path, wire.http)?;
+    let WireMatchExtras {
+        source_ip_blocks,
+        route_name,
+    } = wire.extras;
+    let mut blocks = Vec::with_capacity(source_ip_blocks.len());
+    for (i, text) in source_ip_blocks.into_iter().enumerate() {
+        let Some(block) = IpBlock::parse(&text) else {
+            return Err(ConfigError::new(
+                format!("{path}.sourceIpBlocks[{i}]"),
+                Problem::IpBlock(text),
+            ));
+        };
+        blocks.push(block);
+    }
+    if route_name.as_deref() == Some("") {
         return Err(ConfigError::new(
             format!("{path}.routeName"),
             Problem::EmptyRouteName,
@@ -479,8 +482,8 @@ fn match_from_wire(path: &str, wire: WireMatch) -> Result<Match, ConfigError> {
     }
     Ok(Match {
         http,
-        source_ip_blocks,
-        route_name: wire.route_name,
+        source_ip_blocks: blocks,
+        route_name,
     })
 }
 
@@ -715,7 +718,10 @@ mod tests {
         refuses_unknown_top_level_field: r#"{"rulez": []}"# => "rulez: unknown field `rulez`";
         refuses_unknown_rule_field: r#"{"rules": [{"abort": {"httpStatus": 503}, "fault": {}}]}"# => "rules[0].fault: unknown field `fault`";
         refuses_unknown_abort_field: r#"{"rules": [{"abort": {"httpStatus": 503, "http2Error": "x"}}]}"# => "rules[0].abort.http2Error: unknown field";
-        refuses_unknown_match_field: r#"{"rules": [{"match": [{"ignoreUriCase": true}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].ignoreUriCase: unknown field";
+        refuses_unknown_match_field: r#"{"rules": [{"match": [{"sourceIp": "10.0.0.1"}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].sourceIp: unknown field `sourceIp`, expected one of `name`, `uri`, `method`, `headers`, `withoutHeaders`, `queryParams`, `sourceIpBlocks`, `routeName`";
+        refuses_an_istio_match_field_by_name: r#"{"rules": [{"match": [{"ignoreUriCase": true}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0].ignoreUriCase: Istio's ignoreUriCase is not supported by this plugin";
+        refuses_a_header_control_match_field_by_name: r#"{"headerControl": {"match": [{"port": 8080}]}}"# => "headerControl.match[0].port: Istio's port is not supported by this plugin";
+        refuses_a_repeated_match_field: r#"{"rules": [{"match": [{"routeName": "a", "routeName": "b"}], "abort": {"httpStatus": 503}}]}"# => "rules[0].match[0]: duplicate field `routeName`";
         refuses_an_abort_integer_percent: r#"{"rules": [{"abort": {"httpStatus": 503, "percent": 5}}]}"# => "rules[0].abort.percent: unknown field";
         refuses_a_delay_percent_over_100: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": 101}}]}"# => "rules[0].delay.percent: 101 is not a whole percentage (0-100)";
         refuses_a_negative_delay_percent: r#"{"rules": [{"delay": {"fixedDelay": "1s", "percent": -1}}]}"# => "rules[0].delay.percent: -1 is not a whole percentage";
@@ -771,6 +777,26 @@ mod tests {
     }
 
     #[test]
+    fn percentages_are_truncated_to_millionths_as_istiod_translates_them() {
+        let abort_ppm = |value: &str| {
+            let config = parse(&format!(
+                r#"{{"rules": [{{"abort": {{"httpStatus": 503, "percentage": {{"value": {value}}}}}}}]}}"#
+            ))
+            .unwrap();
+            config.rules()[0]
+                .abort
+                .as_ref()
+                .unwrap()
+                .percentage
+                .parts_per_million()
+        };
+        assert_eq!(abort_ppm("12.34567"), 123_456);
+        assert_eq!(abort_ppm("0.00005"), 0);
+        assert_eq!(abort_ppm("99.99999"), 999_999);
+        assert_eq!(abort_ppm("100"), 1_000_000);
+    }
+
+    #[test]
     fn a_full_config_compiles() {
         let config = parse(
             r#"{
@@ -798,7 +824,9 @@ mod tests {
         assert_eq!(rule.label, "ratings-500");
         let abort = rule.abort.as_ref().unwrap();
         assert_eq!(abort.status, AbortStatus::Http(500));
-        assert_eq!(abort.percentage.parts_per_million(), 123_456);
+        // istiod's uint32(12.3456 * 10000): the float64 product is just
+        // under 123456.
+        assert_eq!(abort.percentage.parts_per_million(), 123_455);
         assert_eq!(abort.body, "boom");
         assert_eq!(abort.headers, vec![("x-chaos".into(), "yes".into())]);
         let delay = rule.delay.unwrap();

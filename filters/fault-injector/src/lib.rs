@@ -22,7 +22,7 @@ pub use active::{ACTIVE_FAULTS_CAS_ATTEMPTS, ActiveFaults, Admission};
 pub use config::{
     AbortSpec, AbortStatus, Config, DEFAULT_ABORT_BODY, DEFAULT_MAX_HEADER_DELAY,
     DEFAULT_RESPONSE_HEADER, DelaySpec, HeaderControl, MIN_DELAY, Problem, Rule, WireAbort,
-    WireConfig, WireDelay, WireHeaderControl, WireMatch, WireRule,
+    WireConfig, WireDelay, WireHeaderControl, WireMatch, WireMatchExtras, WireRule,
 };
 pub use decision::{
     ABORT_GRPC_HEADER, ABORT_HEADER, ABORT_PERCENTAGE_HEADER, ABORT_SALT, Abort, DELAY_HEADER,

@@ -39,12 +39,16 @@ impl ConfigError {
     fn from_parts(path: String, message: String) -> Self {
         // A log line must stay one line, whatever a dependency's message says.
         let message = if message.contains('\n') {
-            message
-                .lines()
-                .map(str::trim)
-                .filter(|line| !line.is_empty())
-                .collect::<Vec<_>>()
-                .join(" ")
+            let mut joined = String::with_capacity(message.len());
+            for line in message.split('\n').map(str::trim) {
+                if !line.is_empty() {
+                    if !joined.is_empty() {
+                        joined.push(' ');
+                    }
+                    joined.push_str(line);
+                }
+            }
+            joined
         } else {
             message
         };

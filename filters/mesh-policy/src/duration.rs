@@ -91,7 +91,7 @@ pub fn parse_go_duration(text: &str) -> Result<i64, DurationError> {
         let has_whole = index > 0;
         // The fraction: digits that no longer fit are skipped, as in Go.
         let mut fraction: u64 = 0;
-        let mut scale: u128 = 1;
+        let mut scale: u64 = 1;
         let mut has_fraction = false;
         if bytes.get(index) == Some(&b'.') {
             index += 1;
@@ -142,10 +142,19 @@ pub fn parse_go_duration(text: &str) -> Result<i64, DurationError> {
         }
         let mut term = whole * nanos_per_unit;
         if fraction > 0 {
-            // Below one unit, so at most 3.6e12 and the cast is exact.
-            let part = u128::from(fraction) * u128::from(nanos_per_unit) / scale;
+            // fraction × unit ÷ scale, exact in u64 (no 128-bit division in
+            // the .wasm): `scale` is a power of ten, so the unit's factors of
+            // ten cancel first, and what is left of the unit (1, 6 or 36)
+            // times the remainder fits. The part is below one unit.
+            let (mut unit, mut scale) = (nanos_per_unit, scale);
+            while scale > 1 && unit % 10 == 0 {
+                unit /= 10;
+                scale /= 10;
+            }
+            let rest = (fraction % scale).checked_mul(unit).ok_or_else(overflow)? / scale;
+            let part = (fraction / scale) * unit + rest;
             term = term
-                .checked_add(u64::try_from(part).map_err(|_| overflow())?)
+                .checked_add(part)
                 .filter(|t| *t <= LIMIT)
                 .ok_or_else(overflow)?;
         }

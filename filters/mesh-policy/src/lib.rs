@@ -34,8 +34,9 @@ pub mod store;
 pub use config::{ConfigError, EnvLookup, PluginConfig, from_json, no_env, parse_wire};
 pub use duration::{DurationError, format_duration, parse_duration, parse_go_duration};
 pub use matching::{
-    HttpMatch, HttpRequest, NamedMatch, StringMatch, WireHttpMatch, WireStringMatch,
-    first_query_value, header_name, header_values, path_without_query,
+    HttpMatch, HttpRequest, MatchExtras, NamedMatch, NoExtras, StringMatch,
+    UNSUPPORTED_ISTIO_FIELDS, WireHttpMatch, WireMatch, WireStringMatch, first_query_value,
+    header_name, header_values, path_without_query,
 };
 pub use retry_on::{RetryOn, RetryOnError};
 pub use sampling::{Percentage, SCALE, SplitMix64, WirePercentage, draw, fnv1a64, splitmix64};

@@ -23,8 +23,11 @@
 //! - `uri` looks at the path without its query string or fragment.
 
 use std::collections::BTreeMap;
+use std::fmt;
+use std::marker::PhantomData;
 
-use serde::Deserialize;
+use serde::de::{self, DeserializeSeed, IgnoredAny, MapAccess, Visitor};
+use serde::{Deserialize, Deserializer};
 
 use crate::config::ConfigError;
 
@@ -41,26 +44,231 @@ pub struct WireStringMatch {
     pub regex: Option<String>,
 }
 
-/// The Istio `HTTPMatchRequest` fields this crate evaluates, as written.
-/// A plugin whose `match` has more fields keeps its own wire struct (serde
-/// cannot flatten into a struct that denies unknown fields) and builds this
-/// one from it.
-#[derive(Debug, Clone, Default, Deserialize)]
-#[serde(rename_all = "camelCase", deny_unknown_fields)]
+/// Istio's `HTTPMatchRequest` as written: the fields this crate evaluates
+/// (`uri`, `method`, `headers`, `withoutHeaders`, `queryParams`) and the
+/// label `name` (it changes no decision). The Istio fields no plugin
+/// evaluates ([`UNSUPPORTED_ISTIO_FIELDS`]) are refused while reading, by
+/// path and with what to do instead (dropping one would make the entry
+/// match more requests than in Istio); a plugin's own conditions come
+/// beside it in [`WireMatch`]; any other field is refused as unknown.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct WireHttpMatch {
-    #[serde(default)]
+    /// Istio's label for the match (access logs).
+    pub name: Option<String>,
     pub uri: Option<WireStringMatch>,
-    #[serde(default)]
     pub method: Option<WireStringMatch>,
     /// `{}` checks that the header is present.
-    #[serde(default)]
     pub headers: BTreeMap<String, WireStringMatch>,
     /// The request must not have a matching header (`{}`: must not have it).
-    #[serde(default)]
     pub without_headers: BTreeMap<String, WireStringMatch>,
     /// `{}` checks that the parameter is present.
-    #[serde(default)]
     pub query_params: BTreeMap<String, WireStringMatch>,
+}
+
+/// Istio `HTTPMatchRequest` fields that are no request property a plugin
+/// sees, with what to do instead: refused by name when read. (Refused at
+/// the key, their values are never parsed: no code to skip a value.)
+pub const UNSUPPORTED_ISTIO_FIELDS: &[(&str, &str)] = &[
+    (
+        "authority",
+        "the plugin runs per listener; match the host in the route instead",
+    ),
+    ("scheme", "match the scheme in the route instead"),
+    (
+        "ignoreUriCase",
+        "uri matches are case-sensitive here; write the case you expect or a (?i) regex",
+    ),
+    (
+        "port",
+        "a selector of the listener, not a request property the plugin sees",
+    ),
+    (
+        "sourceLabels",
+        "a workload selector, not a request property the plugin sees",
+    ),
+    (
+        "sourceNamespace",
+        "a workload selector, not a request property the plugin sees",
+    ),
+    (
+        "gateways",
+        "a gateway selector; bind the WasmPlugin with its selector instead",
+    ),
+    (
+        "statPrefix",
+        "route statistics are Envoy's, not the plugin's",
+    ),
+];
+
+/// The `HTTPMatchRequest` fields [`WireHttpMatch`] reads as values.
+const ISTIO_FIELDS: &[(&str, IstioField)] = &[
+    ("name", IstioField::Name),
+    ("uri", IstioField::Uri),
+    ("method", IstioField::Method),
+    ("headers", IstioField::Headers),
+    ("withoutHeaders", IstioField::WithoutHeaders),
+    ("queryParams", IstioField::QueryParams),
+];
+
+#[derive(Clone, Copy)]
+enum IstioField {
+    Name,
+    Uri,
+    Method,
+    Headers,
+    WithoutHeaders,
+    QueryParams,
+}
+
+/// A plugin's own conditions in a `match` entry, beside Istio's (the fault
+/// injector's `sourceIpBlocks` and `routeName`, the canary router's
+/// `cookies`). serde cannot flatten into a struct that refuses unknown
+/// fields, so [`WireMatch`] reads every key itself and hands these to the
+/// plugin: one wire type, and every field not Istio's nor the plugin's
+/// refused by path.
+pub trait MatchExtras: Default {
+    /// The field names as written (camelCase), none of them Istio's.
+    const FIELDS: &'static [&'static str];
+
+    /// Reads the value of `field` (one of [`Self::FIELDS`]) with
+    /// `map.next_value()`.
+    fn read_field<'de, A: MapAccess<'de>>(
+        &mut self,
+        field: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error>;
+}
+
+/// No conditions beyond Istio's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct NoExtras;
+
+impl MatchExtras for NoExtras {
+    const FIELDS: &'static [&'static str] = &[];
+
+    fn read_field<'de, A: MapAccess<'de>>(
+        &mut self,
+        _field: &'static str,
+        map: &mut A,
+    ) -> Result<(), A::Error> {
+        map.next_value::<IgnoredAny>().map(drop)
+    }
+}
+
+/// One `match` entry as written: Istio's fields and the plugin's `X`.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct WireMatch<X = NoExtras> {
+    pub http: WireHttpMatch,
+    pub extras: X,
+}
+
+impl<'de> Deserialize<'de> for WireHttpMatch {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        WireMatch::<NoExtras>::deserialize(deserializer).map(|m| m.http)
+    }
+}
+
+impl<'de, X: MatchExtras> Deserialize<'de> for WireMatch<X> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_map(MatchVisitor(PhantomData))
+    }
+}
+
+/// Which field a key names, with the name as written.
+#[derive(Clone, Copy)]
+enum MatchField {
+    Istio(&'static str, IstioField),
+    Extra(&'static str),
+}
+
+impl MatchField {
+    fn name(self) -> &'static str {
+        match self {
+            MatchField::Istio(name, _) | MatchField::Extra(name) => name,
+        }
+    }
+}
+
+/// Reads a key into a [`MatchField`], refusing an unknown or unsupported
+/// one while the key is read (so that the error's path ends in the key,
+/// as serde's derive does for unknown fields).
+struct MatchFieldSeed(&'static [&'static str]);
+
+impl<'de> DeserializeSeed<'de> for MatchFieldSeed {
+    type Value = MatchField;
+
+    fn deserialize<D: Deserializer<'de>>(self, deserializer: D) -> Result<MatchField, D::Error> {
+        deserializer.deserialize_identifier(self)
+    }
+}
+
+impl Visitor<'_> for MatchFieldSeed {
+    type Value = MatchField;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a field name")
+    }
+
+    fn visit_str<E: de::Error>(self, key: &str) -> Result<MatchField, E> {
+        if let Some((name, field)) = ISTIO_FIELDS.iter().find(|(f, _)| *f == key) {
+            return Ok(MatchField::Istio(name, *field));
+        }
+        if let Some((_, reason)) = UNSUPPORTED_ISTIO_FIELDS.iter().find(|(f, _)| *f == key) {
+            return Err(E::custom(format_args!(
+                "Istio's {key} is not supported by this plugin ({reason})"
+            )));
+        }
+        if let Some(name) = self.0.iter().find(|f| **f == key) {
+            return Ok(MatchField::Extra(name));
+        }
+        let expected = ISTIO_FIELDS
+            .iter()
+            .map(|(f, _)| f)
+            .chain(self.0)
+            .map(|f| format!("`{f}`"))
+            .collect::<Vec<_>>()
+            .join(", ");
+        Err(E::custom(format_args!(
+            "unknown field `{key}`, expected one of {expected}"
+        )))
+    }
+}
+
+struct MatchVisitor<X>(PhantomData<X>);
+
+impl<'de, X: MatchExtras> Visitor<'de> for MatchVisitor<X> {
+    type Value = WireMatch<X>;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("an Istio HTTPMatchRequest object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<WireMatch<X>, A::Error> {
+        let mut out = WireMatch::<X>::default();
+        let mut seen: Vec<&'static str> = Vec::new();
+        while let Some(field) = map.next_key_seed(MatchFieldSeed(X::FIELDS))? {
+            let name = field.name();
+            if seen.contains(&name) {
+                return Err(de::Error::duplicate_field(name));
+            }
+            seen.push(name);
+            let http = &mut out.http;
+            match field {
+                MatchField::Istio(_, IstioField::Name) => http.name = map.next_value()?,
+                MatchField::Istio(_, IstioField::Uri) => http.uri = map.next_value()?,
+                MatchField::Istio(_, IstioField::Method) => http.method = map.next_value()?,
+                MatchField::Istio(_, IstioField::Headers) => http.headers = map.next_value()?,
+                MatchField::Istio(_, IstioField::WithoutHeaders) => {
+                    http.without_headers = map.next_value()?;
+                }
+                MatchField::Istio(_, IstioField::QueryParams) => {
+                    http.query_params = map.next_value()?;
+                }
+                MatchField::Extra(name) => out.extras.read_field(name, &mut map)?,
+            }
+        }
+        Ok(out)
+    }
 }
 
 /// A compiled `StringMatch` (never a presence check: that is the absence of
@@ -224,20 +432,22 @@ fn named(
     map: BTreeMap<String, WireStringMatch>,
     headers: bool,
 ) -> Result<Vec<NamedMatch>, ConfigError> {
-    map.into_iter()
-        .map(|(name, wire)| {
-            let path = format!("{path}.{field}.{name}");
-            let name = if headers {
-                header_name(&path, &name)?
-            } else {
-                name
-            };
-            Ok(NamedMatch {
-                name,
-                value: StringMatch::compile(&path, wire)?,
-            })
-        })
-        .collect()
+    // A loop, not `collect::<Result<Vec<_>, _>>()`: the same code, smaller
+    // in the .wasm.
+    let mut named = Vec::with_capacity(map.len());
+    for (name, wire) in map {
+        let path = format!("{path}.{field}.{name}");
+        let name = if headers {
+            header_name(&path, &name)?
+        } else {
+            name
+        };
+        named.push(NamedMatch {
+            name,
+            value: StringMatch::compile(&path, wire)?,
+        });
+    }
+    Ok(named)
 }
 
 /// A header name as HTTP/2 and Envoy keep it: lowercase token characters
@@ -265,8 +475,12 @@ pub fn header_name(path: &str, name: &str) -> Result<String, ConfigError> {
 /// The path without its query string or fragment: what Envoy's path
 /// matching looks at.
 pub fn path_without_query(path: &str) -> &str {
-    let end = path.find(['?', '#']).unwrap_or(path.len());
-    &path[..end]
+    // A byte search: `?` and `#` are ASCII, so the cut is a char boundary.
+    let end = path
+        .bytes()
+        .position(|b| b == b'?' || b == b'#')
+        .unwrap_or(path.len());
+    path.get(..end).unwrap_or(path)
 }
 
 /// Every value of header `name`, in order (names compared
@@ -450,11 +664,82 @@ mod tests {
             error(r#"{"headers": {"end user": {"exact": "x"}}}"#)
                 .starts_with("match[0].headers.end user: \"end user\" is not a valid header name")
         );
-        assert!(error(r#"{"ignoreUriCase": true}"#).starts_with("ignoreUriCase: unknown field"));
+        assert_eq!(
+            error(r#"{"ignoreUriCase": true}"#),
+            "ignoreUriCase: Istio's ignoreUriCase is not supported by this plugin (uri matches are case-sensitive here; write the case you expect or a (?i) regex) at line 1 column 16"
+        );
+        assert!(
+            error(r#"{"uri": {"prefix": "/"}, "port": 80, "authority": {"exact": "a"}}"#)
+                .starts_with("port: Istio's port is not supported")
+        );
         assert!(
             error(r#"{"headers": {"x": {"suffix": "a"}}}"#)
                 .starts_with("headers.x.suffix: unknown field")
         );
+    }
+
+    #[test]
+    fn unknown_and_repeated_fields_are_refused_while_reading() {
+        let error = |json: &str| compile(json).unwrap_err().to_string();
+        assert!(
+            error(r#"{"url": {"exact": "/"}}"#).starts_with(
+                "url: unknown field `url`, expected one of `name`, `uri`, `method`, `headers`, `withoutHeaders`, `queryParams`"
+            ),
+            "{}",
+            error(r#"{"url": {"exact": "/"}}"#)
+        );
+        assert!(
+            error(r#"{"uri": {"exact": "/"}, "uri": {"prefix": "/"}}"#)
+                .starts_with("config: duplicate field `uri`")
+        );
+        let array = serde_json::from_str::<WireHttpMatch>(r#"[{"exact": "/"}]"#).unwrap_err();
+        assert!(
+            array
+                .to_string()
+                .contains("expected an Istio HTTPMatchRequest object"),
+            "{array}"
+        );
+        // Istio's label is read and changes nothing.
+        let named = matcher(r#"{"name": "beta-users", "headers": {"x-beta": {}}}"#);
+        assert!(named.matches(&request("/", &pairs(&[("x-beta", "1")]))));
+        assert!(!named.matches(&request("/", &[])));
+    }
+
+    /// A plugin's own condition beside Istio's.
+    #[derive(Debug, Default, PartialEq)]
+    struct Tenant {
+        tenant: Option<String>,
+    }
+
+    impl MatchExtras for Tenant {
+        const FIELDS: &'static [&'static str] = &["tenant"];
+
+        fn read_field<'de, A: MapAccess<'de>>(
+            &mut self,
+            _field: &'static str,
+            map: &mut A,
+        ) -> Result<(), A::Error> {
+            self.tenant = map.next_value()?;
+            Ok(())
+        }
+    }
+
+    #[test]
+    fn a_plugins_own_fields_come_beside_istios() {
+        let read = |json: &str| crate::config::parse_wire::<WireMatch<Tenant>>(json.as_bytes());
+        let wire = read(r#"{"tenant": "a", "uri": {"prefix": "/x"}}"#).unwrap();
+        assert_eq!(wire.extras.tenant.as_deref(), Some("a"));
+        assert_eq!(wire.http.uri.and_then(|u| u.prefix).as_deref(), Some("/x"));
+        let refused = read(r#"{"tenant": 7}"#).unwrap_err();
+        assert_eq!(refused.path(), "tenant");
+        let unknown = read(r#"{"tenants": "a"}"#).unwrap_err().to_string();
+        assert!(
+            unknown.contains("`queryParams`, `tenant` at line"),
+            "{unknown}"
+        );
+        // Without extras the plugin's field is unknown.
+        let plain = crate::config::parse_wire::<WireHttpMatch>(br#"{"tenant": "a"}"#).unwrap_err();
+        assert_eq!(plain.path(), "tenant");
     }
 
     #[cfg(feature = "regex")]

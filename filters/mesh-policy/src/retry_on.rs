@@ -7,8 +7,15 @@
 //! `x-envoy-retry-grpc-on`, `x-envoy-retriable-status-codes`) and Istio's
 //! `HTTPRetry.retryOn` with its default list.
 
-/// Istio's default `retryOn` (pilot's `retry.DefaultPolicy`).
-pub const ISTIO_DEFAULT_RETRY_ON: &str = "connect-failure,refused-stream,unavailable,cancelled,503";
+/// Istio 1.30's default `retryOn`: pilot's `defaultRetryOn` in
+/// `pilot/pkg/networking/core/route/retry/retry.go` (tag 1.30.3, the same on
+/// `release-1.30` and master), which `DefaultPolicy` sends with **no**
+/// `retriable_status_codes`: `retriable-status-codes` is among the
+/// conditions, but with no code listed it retries none, so an upstream 503
+/// is answered, not retried. (Istio before 1.24 listed 503; 1.24 dropped it
+/// behind a flag, istio/istio#52111, and the flag has since gone.)
+pub const ISTIO_DEFAULT_RETRY_ON: &str =
+    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
 
 /// Conditions of `x-envoy-retry-on` (Envoy's router documentation).
 pub const HTTP_CONDITIONS: &[&str] = &[
@@ -106,7 +113,9 @@ impl RetryOn {
         Ok(retry_on)
     }
 
-    /// Istio's default: `connect-failure,refused-stream,unavailable,cancelled,503`.
+    /// Istio 1.30's default ([`ISTIO_DEFAULT_RETRY_ON`]): connection
+    /// failures and refused streams, gRPC `unavailable` and `cancelled`,
+    /// and no status code.
     pub fn istio_default() -> Self {
         Self {
             http: vec![
@@ -115,7 +124,7 @@ impl RetryOn {
                 "retriable-status-codes",
             ],
             grpc: vec![("unavailable", 14), ("cancelled", 1)],
-            status_codes: vec![503],
+            status_codes: Vec::new(),
         }
     }
 
@@ -186,6 +195,29 @@ mod tests {
             RetryOn::istio_default(),
             RetryOn::parse(ISTIO_DEFAULT_RETRY_ON).unwrap()
         );
+    }
+
+    #[test]
+    fn istio_default_lists_no_status_code() {
+        // Istio 1.30's DefaultPolicy: the conditions, no retriable_status_codes.
+        let on = RetryOn::istio_default();
+        assert_eq!(
+            on.retry_on_header().as_deref(),
+            Some("connect-failure,refused-stream,retriable-status-codes")
+        );
+        assert_eq!(
+            on.retry_grpc_on_header().as_deref(),
+            Some("unavailable,cancelled")
+        );
+        assert_eq!(on.retriable_status_codes_header(), None);
+        // Not retried for its status: an upstream 500 or 429 is answered.
+        assert!(!on.is_failure(500, None));
+        assert!(!on.is_failure(429, None));
+        // A 503 still counts: Envoy answers 503 itself for the connection
+        // failures and refused streams these conditions retry.
+        assert!(on.is_failure(503, None));
+        assert!(on.is_failure(200, Some(14)));
+        assert!(!on.is_failure(200, Some(13)));
     }
 
     #[test]

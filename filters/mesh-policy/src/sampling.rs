@@ -2,10 +2,15 @@
 //! picked.
 //!
 //! A percentage is kept in millionths of all requests (100 % = 1 000 000, as
-//! Envoy's `FractionalPercent` with denominator `MILLION`, which is what
-//! Istio translates its `Percent` to), so four decimal places of a
-//! percentage (`0.0001` %) are exact. A share picks a request when a draw in
-//! `0..1_000_000` is below it.
+//! Envoy's `FractionalPercent` with denominator `MILLION`), converted from
+//! Istio's `Percent` exactly as istiod converts it
+//! (`translatePercentToFractionalPercent` in
+//! `pilot/pkg/networking/core/route/route.go`, Istio 1.30:
+//! `uint32(value * 10000)` over `MILLION`, the product in float64 and
+//! truncated): digits past the fourth decimal are dropped, and a value whose
+//! product falls just below a whole number loses one more millionth
+//! (`12.3456` is 123 455, as in Envoy behind istiod). A share picks a
+//! request when a draw in `0..1_000_000` is below it.
 //!
 //! A draw comes from 64 bits of entropy (a random number, or the FNV-1a 64
 //! hash of a request id) and a salt, so that several decisions about one
@@ -39,15 +44,18 @@ impl Percentage {
     pub const NEVER: Self = Self(0);
     pub const ALWAYS: Self = Self(SCALE);
 
-    /// From a percentage in `0..=100`, rounded to the nearest millionth
-    /// (four decimal places of the percentage). `None` when out of range or
-    /// not a number.
+    /// From Istio's `Percent` value in `0..=100`, as istiod translates it
+    /// to Envoy's `FractionalPercent`: `uint32(value * 10000)` millionths,
+    /// the product in float64, truncated toward zero (`12.34567` is
+    /// 123 456, `0.00005` is 0, `99.99999` is 999 999). `None` when out of
+    /// range or not a number (Istio's validation refuses those).
     pub fn from_percent(value: f64) -> Option<Self> {
         if !(0.0..=100.0).contains(&value) {
             return None;
         }
-        // In range, so the product is in 0..=1e6 and the cast is exact.
-        Some(Self((value * 10_000.0).round() as u32))
+        // In range, so the product is in 0..=1e6; `as` truncates toward
+        // zero, as Go's float-to-integer conversion does.
+        Some(Self((value * 10_000.0) as u32))
     }
 
     /// From millionths of all requests, capped at 100 %.
@@ -114,16 +122,23 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    fn ppm(value: f64) -> Option<u32> {
+        Percentage::from_percent(value).map(Percentage::parts_per_million)
+    }
+
     #[test]
-    fn four_decimals_are_exact() {
-        assert_eq!(
-            Percentage::from_percent(0.0001).map(Percentage::parts_per_million),
-            Some(1)
-        );
-        assert_eq!(
-            Percentage::from_percent(12.3456).map(Percentage::parts_per_million),
-            Some(123_456)
-        );
+    fn percent_is_truncated_to_millionths_as_istiod_does() {
+        // istiod: uint32(value * 10000) over MILLION (the figures are what
+        // Go computes for uint32(v*10000) with v a float64 variable).
+        assert_eq!(ppm(12.34567), Some(123_456));
+        assert_eq!(ppm(0.00005), Some(0));
+        assert_eq!(ppm(99.99999), Some(999_999));
+        assert_eq!(ppm(0.0001), Some(1));
+        // The float64 product falls just below the whole number: one less.
+        assert_eq!(ppm(12.3456), Some(123_455));
+        assert_eq!(ppm(0.57), Some(5_699));
+        assert_eq!(ppm(0.0003), Some(2));
+        assert_eq!(ppm(50.0), Some(500_000));
         assert_eq!(Percentage::from_percent(100.0), Some(Percentage::ALWAYS));
         assert_eq!(Percentage::from_percent(0.0), Some(Percentage::NEVER));
     }

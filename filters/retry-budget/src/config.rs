@@ -472,6 +472,12 @@ mod tests {
             config.retry_on.retry_on_header().as_deref(),
             Some("connect-failure,refused-stream,retriable-status-codes")
         );
+        // Istio 1.30's default policy lists no retriable status code.
+        assert_eq!(config.retry_on.retriable_status_codes_header(), None);
+        assert_eq!(
+            config.retry_on,
+            RetryOn::parse(mesh_policy::retry_on::ISTIO_DEFAULT_RETRY_ON).unwrap()
+        );
     }
 
     #[test]

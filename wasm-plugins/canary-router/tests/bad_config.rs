@@ -60,7 +60,7 @@ refuses! {
     host_prefix_with_a_domain: &format!(r#"{{{TWO}, "cookie": {{"name": "__Host-cpanel", "secure": true, "domain": "airport.example"}}}}"#) => "cookie.domain: the __Host- cookie name prefix forbids a domain";
     secure_prefix_without_secure: &format!(r#"{{{TWO}, "cookie": {{"name": "__Secure-cpanel"}}}}"#) => "cookie.secure: the __Secure- cookie name prefix needs secure: true";
     present_is_not_istio: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"headers": {{"x-beta": {{"present": true}}}}}}]}}]}}"#) => "rules[0].match[0].headers.x-beta.present: unknown field `present`, expected one of `exact`, `prefix`, `regex`";
-    istio_authority_is_refused_by_name: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"authority": {{"exact": "a"}}}}]}}]}}"#) => "rules[0].match[0].authority: Istio's authority is not supported by the canary router";
+    istio_authority_is_refused_by_name: &format!(r#"{{{TWO}, "rules": [{{"subset": "v2", "match": [{{"authority": {{"exact": "a"}}}}]}}]}}"#) => "rules[0].match[0].authority: Istio's authority is not supported by this plugin (the plugin runs per listener; match the host in the route instead)";
 }
 
 #[test]
