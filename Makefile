@@ -146,8 +146,9 @@ endif
 	fault-injection-delay10 timeout health-timeout retries health-retries circuit-breaker mirroring \
 	dark-launch canary-user-agent blue-green blue-green-switch all-reset plugin-canary-sticky plugin-custom-faults plugin-retry-budget
 
-# The services, the local mesh and the plugins, built; the vision models installed.
-mesh: wasm-target envoy wasm models
+# The services, the local mesh and the plugins, built; the vision models and
+# the schemas `local-mesh apply` checks every document against installed.
+mesh: wasm-target envoy wasm models crds
 	$(CARGO) build $(addprefix -p ,$(SERVICE_PACKAGES)) -p local-mesh
 
 # The local mesh in the background: Envoy on $(GATEWAY_URL), pods as manifests are applied.
