@@ -9,10 +9,15 @@
 //! refused with the field's path, never dropped.
 
 mod clusters;
+mod cors;
+mod gateway_api;
+mod gateway_selector;
 mod hosts;
 mod model;
+mod port_level;
 mod proxy;
 mod routes;
+mod service_entry;
 mod supported;
 mod values;
 
@@ -24,7 +29,9 @@ use serde_json::{Value, json};
 
 use hosts::{DEFAULT_NAMESPACE, ServiceKey};
 pub use hosts::{fqdn, resolve};
-use model::{Destination, DestinationRuleSpec, GatewaySpec, TrafficPolicy, VirtualServiceSpec};
+use model::{
+    Destination, DestinationRuleSpec, GatewaySpec, PortSelector, TrafficPolicy, VirtualServiceSpec,
+};
 pub use proxy::{ListenerClass, istio_connection_manager};
 
 /// A process serving one version of a service on loopback.
@@ -160,6 +167,10 @@ pub(crate) struct Index {
     hashes: BTreeMap<(ServiceKey, Option<String>), Value>,
     /// Ports of the Kubernetes Services among the documents.
     service_ports: BTreeMap<ServiceKey, Vec<u32>>,
+    /// (service, subset or none) → the port of its cluster that
+    /// `portLevelSettings` are read for, and the hash policy of a route whose
+    /// destination names that port ([`port_level::hash_for`]).
+    port_hashes: BTreeMap<(ServiceKey, Option<String>), (u32, Option<Value>)>,
 }
 
 impl Index {
@@ -220,6 +231,14 @@ impl Index {
     /// rule (or its subset) asks for, if any.
     pub(crate) fn hash_policy(&self, destination: &Destination, namespace: &str) -> Option<Value> {
         let service = self.service(&destination.host, namespace)?.clone();
+        if let Some(number) = destination.port.as_ref().and_then(|p| p.number)
+            && let Some((port, hash)) = self
+                .port_hashes
+                .get(&(service.clone(), destination.subset.clone()))
+            && *port == number
+        {
+            return hash.clone();
+        }
         self.hashes
             .get(&(service.clone(), destination.subset.clone()))
             .or_else(|| self.hashes.get(&(service, None)))
@@ -318,8 +337,14 @@ pub fn translate(
 ) -> Result<Translation, MeshError> {
     // As `kubectl apply` leaves a cluster: a later document with the same
     // kind, namespace and name replaces the earlier one, in its place.
+    // The API group is part of the identity: Istio's Gateway and the
+    // Gateway API's are different kinds to Kubernetes.
     let key = |d: &Value| {
         (
+            d["apiVersion"]
+                .as_str()
+                .and_then(|v| v.split_once('/'))
+                .map(|(group, _)| group.to_string()),
             d["kind"].clone(),
             d["metadata"]["namespace"].clone(),
             d["metadata"]["name"].clone(),
@@ -338,15 +363,28 @@ pub fn translate(
     let mut virtual_services: Vec<(String, String, VirtualServiceSpec)> = Vec::new();
     let mut gateways: Vec<(String, String, String, GatewaySpec)> = Vec::new();
     let mut declared: BTreeMap<ServiceKey, Vec<u32>> = BTreeMap::new();
+    let mut entries: Vec<service_entry::Entry> = Vec::new();
+    let mut selectors: BTreeMap<ServiceKey, BTreeMap<String, String>> = BTreeMap::new();
+    let mut gateway_api_documents: Vec<&Value> = Vec::new();
     for doc in &latest {
         let resource = name_of(doc);
         let namespace = doc["metadata"]["namespace"]
             .as_str()
             .unwrap_or(DEFAULT_NAMESPACE)
             .to_string();
+        if gateway_api::is_gateway_api(doc) {
+            gateway_api::check(doc, &resource)?;
+            gateway_api_documents.push(doc);
+            continue;
+        }
         if !istio_manifests::is_istio(doc) {
             if doc["kind"] == "Service" && doc["apiVersion"] == "v1" {
                 let name = doc["metadata"]["name"].as_str().unwrap_or_default();
+                if let Ok(selector) = serde_json::from_value::<BTreeMap<String, String>>(
+                    doc["spec"]["selector"].clone(),
+                ) {
+                    selectors.insert(ServiceKey::new(name, &namespace), selector);
+                }
                 let ports = doc["spec"]["ports"]
                     .as_array()
                     .into_iter()
@@ -382,6 +420,10 @@ pub fn translate(
                     .to_string();
                 gateways.push((resource, namespace, name, spec));
             }
+            Some("ServiceEntry") => {
+                let spec: service_entry::ServiceEntrySpec = spec_of(doc, &resource)?;
+                entries.extend(service_entry::read(&resource, &namespace, &spec)?);
+            }
             // WasmPlugins arrive as `plugins`, built by the caller.
             _ => {}
         }
@@ -392,6 +434,39 @@ pub fn translate(
         .map(|w| ServiceKey::new(&w.service, &w.namespace))
         .collect();
     services.extend(declared.keys().cloned());
+    // Each ServiceEntry host is a service of the mesh too, known by the host.
+    let mut entry_of: BTreeMap<ServiceKey, service_entry::Entry> = BTreeMap::new();
+    for entry in entries {
+        if let Some(other) = services
+            .iter()
+            .find(|s| s.fqdn() == entry.key.fqdn() || s.to_string() == entry.key.to_string())
+        {
+            return Err(MeshError::Unsupported {
+                resource: entry.resource.clone(),
+                message: format!(
+                    "spec.hosts: {} is already {} ({other}); the local mesh takes one service per host",
+                    entry.key,
+                    if other.entry {
+                        "the host of another ServiceEntry"
+                    } else {
+                        "a Service of the mesh"
+                    }
+                ),
+            });
+        }
+        declared.insert(entry.key.clone(), vec![entry.port]);
+        services.insert(entry.key.clone());
+        entry_of.insert(entry.key.clone(), entry);
+    }
+    // Which Istio Gateways apply to the local gateway; the others apply to
+    // no proxy, as in a cluster without a gateway of their labels.
+    let selection: Vec<(&str, &BTreeMap<String, String>)> = gateways
+        .iter()
+        .map(|(resource, _, _, spec)| (resource.as_str(), &spec.selector))
+        .collect();
+    let applies = gateway_selector::applying(&selection, &mut warnings)?;
+    // Gateways made from Gateway API resources come later and always apply.
+    let applies_to = |g: usize| applies.get(g).copied().unwrap_or(true);
     let by_fqdn: BTreeMap<String, ServiceKey> =
         services.iter().map(|s| (s.fqdn(), s.clone())).collect();
 
@@ -423,16 +498,27 @@ pub fn translate(
     let mut bootstrap = Bootstrap::new();
     let mut subsets = BTreeSet::new();
     let mut hashes = BTreeMap::new();
-    fn workloads_of<'a>(
-        workloads: &'a [Workload],
-        service: &'a ServiceKey,
-    ) -> impl Iterator<Item = &'a Workload> {
+    let mut port_hashes = BTreeMap::new();
+    // A Service's endpoints: its workloads, or, for a Service whose selector
+    // names a version (`cpanel-v1`: app cpanel, version v1), the workloads
+    // with those labels, as Kubernetes selects the pods.
+    let workloads_of = |service: &ServiceKey| -> Vec<&Workload> {
+        let by_labels = selectors.get(service).filter(|s| {
+            s.contains_key("version") && s.keys().all(|k| k == "app" || k == "version")
+        });
         workloads
             .iter()
-            .filter(move |w| w.service == service.name && w.namespace == service.namespace)
-    }
+            .filter(|w| {
+                w.namespace == service.namespace
+                    && match by_labels {
+                        Some(selector) => labels_match(selector, w),
+                        None => w.service == service.name,
+                    }
+            })
+            .collect()
+    };
     for service in &services {
-        let ports: Vec<u16> = workloads_of(workloads, service).map(|w| w.port).collect();
+        let ports: Vec<u16> = workloads_of(service).into_iter().map(|w| w.port).collect();
         let rule = rule_of.get(service);
         let (policy, resource) = match rule {
             Some(rule) => (
@@ -444,13 +530,39 @@ pub fn translate(
                 format!("Service/{}", service.name),
             ),
         };
-        bootstrap = bootstrap.raw_cluster(clusters::cluster(
+        let cluster_port = match rule {
+            Some(rule) => port_level::cluster_port(
+                &rule.resource,
+                &rule.spec,
+                declared.get(service).map(Vec::as_slice),
+                &mut warnings,
+            )?,
+            None => None,
+        };
+        let cluster_policy = port_level::at_port(&policy, cluster_port);
+        let mut cluster = clusters::cluster(
             &cluster_name(service, None),
             &ports,
-            &policy,
+            &cluster_policy,
             &resource,
             "spec.trafficPolicy",
-        )?);
+        )?;
+        if let Some(entry) = entry_of.get(service) {
+            service_entry::set_endpoints(&mut cluster, entry);
+        }
+        bootstrap = bootstrap.raw_cluster(cluster);
+        let port_hash = |subset: Option<&str>| -> Result<Option<(u32, Option<Value>)>, MeshError> {
+            let (Some(rule), Some(port)) = (rule, cluster_port) else {
+                return Ok(None);
+            };
+            let hash = port_level::hash_for(&rule.spec, subset, Some(port))
+                .map(|hash| clusters::hash_policy(hash, &rule.resource, "spec.trafficPolicy"))
+                .transpose()?;
+            Ok(Some((port, hash)))
+        };
+        if let Some(entry) = port_hash(None)? {
+            port_hashes.insert((service.clone(), None), entry);
+        }
         if let Some(hash) = policy
             .load_balancer
             .as_ref()
@@ -466,6 +578,15 @@ pub fn translate(
             );
         }
         let Some(rule) = rule else { continue };
+        if entry_of.contains_key(service) && !rule.spec.subsets.is_empty() {
+            return Err(MeshError::Unsupported {
+                resource: rule.resource.clone(),
+                message: format!(
+                    "spec.subsets: {} is a ServiceEntry host; subsets of its endpoints (by their labels) are not supported by the local mesh",
+                    rule.spec.host
+                ),
+            });
+        }
         for (i, subset) in rule.spec.subsets.iter().enumerate() {
             let path = format!("spec.subsets[{i}]");
             if subset.name.is_empty() {
@@ -492,15 +613,24 @@ pub fn translate(
                     message: format!("{path}.name: subset {} is defined twice", subset.name),
                 });
             }
-            let ports: Vec<u16> = workloads_of(workloads, service)
+            let ports: Vec<u16> = workloads_of(service)
+                .into_iter()
                 .filter(|w| labels_match(&subset.labels, w))
                 .map(|w| w.port)
                 .collect();
             let merged = policy.overridden_by(subset.traffic_policy.as_ref());
+            let subset_policy = port_level::subset_at_port(
+                &cluster_policy,
+                subset.traffic_policy.as_ref(),
+                cluster_port,
+            );
+            if let Some(entry) = port_hash(Some(&subset.name))? {
+                port_hashes.insert((service.clone(), Some(subset.name.clone())), entry);
+            }
             bootstrap = bootstrap.raw_cluster(clusters::cluster(
                 &cluster_name(service, Some(&subset.name)),
                 &ports,
-                &merged,
+                &subset_policy,
                 &rule.resource,
                 &format!("{path}.trafficPolicy"),
             )?);
@@ -525,18 +655,39 @@ pub fn translate(
         subsets,
         hashes,
         service_ports: declared,
+        port_hashes,
     };
 
-    let with_filters = |listener: Listener, key: &str| {
+    // Gateway API resources, as istiod's Gateway controller converts them.
+    if !gateway_api_documents.is_empty() {
+        let converted = gateway_api::convert(&gateway_api_documents, &index)?;
+        if let (Some(istio), Some(kube)) = (gateways.first(), converted.gateways.first()) {
+            return Err(MeshError::Unsupported {
+                resource: kube.0.clone(),
+                message: format!(
+                    "the local mesh has one gateway listener, and {} (an Istio Gateway) already configures it; in a cluster the Gateway API Gateway is a proxy of its own (istiod's automated deployment), so apply one of the two",
+                    istio.0
+                ),
+            });
+        }
+        gateways.extend(converted.gateways);
+        virtual_services.extend(converted.virtual_services);
+    }
+
+    let with_filters = |listener: Listener, key: &str, with_cors: bool| {
         let mut listener = listener;
         for filter in plugins.get(key).into_iter().flatten() {
             listener = listener.filter(filter.clone());
         }
         // An empty fault filter: routes switch faults on per route.
-        listener.filter(HttpFilter::Raw(json!({
+        listener = listener.filter(HttpFilter::Raw(json!({
             "name": "envoy.filters.http.fault",
             "typed_config": {"@type": "type.googleapis.com/envoy.extensions.filters.http.fault.v3.HTTPFault"}
-        })))
+        })));
+        if with_cors {
+            listener = listener.filter(HttpFilter::Raw(cors::filter()));
+        }
+        listener
     };
 
     // Which gateways each VirtualService is bound to.
@@ -561,7 +712,9 @@ pub fn translate(
                 continue;
             }
             match gateway_of(reference, namespace) {
-                Some(gateway) => bound.push(gateway),
+                Some(gateway) if applies_to(gateway) => bound.push(gateway),
+                // A Gateway that applies to no proxy: nothing to bind to.
+                Some(_) => {}
                 None => {
                     return Err(MeshError::Invalid {
                         resource: resource.clone(),
@@ -627,17 +780,28 @@ pub fn translate(
             });
         }
         let mut host = VirtualHost::new(service.to_string()).domains(["*"]);
+        let mut with_cors = false;
         match bound.first() {
             Some(i) => {
                 let (resource, namespace, spec) = &virtual_services[*i];
                 for route in routes::http_routes(resource, namespace, spec, &index)? {
+                    with_cors |= cors::has_policy(&route);
                     host = host.route(Route::raw(route));
                 }
             }
             None => {
+                // `HashForService`: the default route hashes as the Service's
+                // port does.
+                let port = index
+                    .port_hashes
+                    .get(&(service.clone(), None))
+                    .map(|(port, _)| PortSelector {
+                        number: Some(*port),
+                    });
                 let hash = index.hash_policy(
                     &Destination {
                         host: service.fqdn(),
+                        port,
                         ..Destination::default()
                     },
                     &service.namespace,
@@ -656,24 +820,21 @@ pub fn translate(
             listener = listener.port(*port);
         }
         rendered.push((
-            with_filters(listener.virtual_host(host), &key),
+            with_filters(listener.virtual_host(host), &key, with_cors),
             ListenerClass::SidecarOutbound,
         ));
         listeners.services.insert(key, name);
     }
 
     // The ingress gateway: one listener for every Gateway's servers.
-    if !gateways.is_empty() {
+    if (0..gateways.len()).any(applies_to) {
         let mut ports = BTreeSet::new();
-        for (resource, _, _, spec) in &gateways {
-            if spec.selector.get("istio").map(String::as_str) != Some("ingressgateway")
-                || spec.selector.len() != 1
-            {
-                return Err(MeshError::Unsupported {
-                    resource: resource.clone(),
-                    message: "spec.selector: the local mesh has one gateway, selected by istio: ingressgateway".to_string(),
-                });
-            }
+        let applying = gateways
+            .iter()
+            .enumerate()
+            .filter(|(g, _)| applies_to(*g))
+            .map(|(_, gateway)| gateway);
+        for (resource, _, _, spec) in applying.clone() {
             for (s, server) in spec.servers.iter().enumerate() {
                 if !matches!(
                     server.port.protocol.to_ascii_uppercase().as_str(),
@@ -692,7 +853,11 @@ pub fn translate(
         }
         if ports.len() > 1 {
             return Err(MeshError::Unsupported {
-                resource: gateways[0].0.clone(),
+                resource: applying
+                    .clone()
+                    .next()
+                    .map(|gateway| gateway.0.clone())
+                    .unwrap_or_default(),
                 message: format!(
                     "spec.servers: ports {ports:?}; the local mesh's gateway listens on one port"
                 ),
@@ -729,7 +894,10 @@ pub fn translate(
                     ),
                 });
             }
-            let routes = routes::http_routes(resource, vs_namespace, spec, &index)?;
+            let mut routes = routes::http_routes(resource, vs_namespace, spec, &index)?;
+            if spec.gateway_semantics {
+                gateway_api::apply_gateway_semantics(&mut routes);
+            }
             for host in hosts {
                 match virtual_hosts.iter_mut().find(|(h, _)| *h == host) {
                     Some((_, existing)) => existing.extend(routes.iter().cloned()),
@@ -737,6 +905,9 @@ pub fn translate(
                 }
             }
         }
+        let with_cors = virtual_hosts
+            .iter()
+            .any(|(_, routes)| routes.iter().any(cors::has_policy));
         let mut listener = Listener::new("gateway")
             .stat_prefix("gateway")
             .port(gateway_port);
@@ -755,7 +926,10 @@ pub fn translate(
             }
             listener = listener.virtual_host(virtual_host);
         }
-        rendered.push((with_filters(listener, GATEWAY), ListenerClass::Gateway));
+        rendered.push((
+            with_filters(listener, GATEWAY, with_cors),
+            ListenerClass::Gateway,
+        ));
         listeners.gateway = Some("gateway".to_string());
     }
 

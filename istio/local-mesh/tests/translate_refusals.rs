@@ -55,12 +55,15 @@ fn assert_refused(yaml: &str, expected: &str) {
 const ROUTE: &str = "    route:\n    - destination: {host: cpanel}";
 
 #[test]
-fn cors_policy() {
+fn cors_policy_fields_outside_istios() {
+    // corsPolicy is translated (tests/coverage_cors.rs); a field the CRD
+    // lacks never reaches the translator through `apply`, and is refused by
+    // path when it does.
     assert_refused(
         &vs(&format!(
-            "  hosts: [cpanel]\n  http:\n  - corsPolicy: {{allowOrigins: [{{exact: '*'}}]}}\n{ROUTE}"
+            "  hosts: [cpanel]\n  http:\n  - corsPolicy: {{allowOrigins: [{{suffix: '.example'}}]}}\n{ROUTE}"
         )),
-        "VirtualService/x: spec.http[0].corsPolicy is not supported by the local mesh",
+        "VirtualService/x: spec.http[0].corsPolicy.allowOrigins[0].suffix is not supported by the local mesh",
     );
 }
 
@@ -200,11 +203,6 @@ fn client_tls_port_settings_and_tunnels() {
             " (the local mesh runs plain HTTP on loopback, without mTLS)",
         ),
         (
-            "portLevelSettings",
-            "[{port: {number: 8080}, loadBalancer: {simple: RANDOM}}]",
-            "",
-        ),
-        (
             "tunnel",
             "{protocol: CONNECT, targetHost: x, targetPort: 1}",
             "",
@@ -218,6 +216,14 @@ fn client_tls_port_settings_and_tunnels() {
             ),
         );
     }
+    // portLevelSettings are translated (tests/coverage_port_level.rs), their
+    // client TLS is not.
+    assert_refused(
+        &dr(
+            "  trafficPolicy:\n    portLevelSettings:\n    - port: {number: 8080}\n      tls: {mode: SIMPLE}",
+        ),
+        "DestinationRule/x: spec.trafficPolicy.portLevelSettings[0].tls is not supported by the local mesh (the local mesh runs plain HTTP on loopback, without mTLS)",
+    );
 }
 
 #[test]
@@ -342,13 +348,9 @@ fn gateway_tls_bind_and_other_protocols() {
 }
 
 #[test]
-fn gateways_on_other_proxies_or_ports() {
-    assert_refused(
-        &gateway(
-            "  selector: {app: my-gateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']",
-        ),
-        "Gateway/gw: spec.selector: the local mesh has one gateway, selected by istio: ingressgateway",
-    );
+fn gateways_on_other_ports() {
+    // A selector of another proxy is no refusal: the Gateway applies to no
+    // proxy, with a warning (tests/coverage_gateway_selector.rs).
     assert_refused(
         &gateway(
             "  selector: {istio: ingressgateway}\n  servers:\n  - port: {number: 80, name: http, protocol: HTTP}\n    hosts: ['*']\n  - port: {number: 8080, name: http-alt, protocol: HTTP}\n    hosts: ['*']",
@@ -359,18 +361,62 @@ fn gateways_on_other_proxies_or_ports() {
 
 #[test]
 fn other_istio_kinds() {
-    for kind in [
-        "ServiceEntry",
-        "EnvoyFilter",
-        "Sidecar",
-        "PeerAuthentication",
-    ] {
+    for kind in ["EnvoyFilter", "Sidecar", "PeerAuthentication"] {
         let yaml = format!(
             "apiVersion: networking.istio.io/v1\nkind: {kind}\nmetadata: {{name: x}}\nspec: {{}}\n"
         );
         assert_refused(
             &yaml,
             &format!("{kind}/x: kind {kind} is not supported by the local mesh"),
+        );
+    }
+}
+
+#[test]
+fn service_entry_fields() {
+    let entry = |extra: &str| {
+        format!(
+            "apiVersion: networking.istio.io/v1
+kind: ServiceEntry
+metadata: {{name: x, namespace: airport}}
+spec:
+  hosts: [api.example.com]
+  ports: [{{number: 80, name: http, protocol: HTTP}}]
+  resolution: DNS
+{extra}"
+        )
+    };
+    for (extra, path, why) in [
+        (
+            "  workloadSelector: {labels: {app: x}}\n",
+            "spec.workloadSelector",
+            " (one Envoy plays every proxy of the local mesh)",
+        ),
+        (
+            "  exportTo: ['.']\n",
+            "spec.exportTo",
+            " (every resource is visible in every namespace of the local mesh)",
+        ),
+        (
+            "  subjectAltNames: [spiffe://x]\n",
+            "spec.subjectAltNames",
+            "",
+        ),
+        ("  addresses: [10.0.0.1]\n", "spec.addresses", ""),
+        (
+            "  endpoints:\n  - {address: 127.0.0.1, labels: {version: v1}}\n",
+            "spec.endpoints[0].labels",
+            "",
+        ),
+        (
+            "  endpoints:\n  - {address: 127.0.0.1, network: n1}\n",
+            "spec.endpoints[0].network",
+            "",
+        ),
+    ] {
+        assert_refused(
+            &entry(extra),
+            &format!("ServiceEntry/x: {path} is not supported by the local mesh{why}"),
         );
     }
 }

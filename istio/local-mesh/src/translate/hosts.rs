@@ -20,11 +20,15 @@ pub(crate) const DEFAULT_NAMESPACE: &str = "default";
 /// The cluster's DNS domain (`meshConfig` default).
 const DOMAIN: &str = "cluster.local";
 
-/// A Kubernetes Service: name and namespace.
+/// A Kubernetes Service (name and namespace), or a host of a ServiceEntry
+/// (`name` is the host, `namespace` the entry's).
 #[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct ServiceKey {
     pub name: String,
     pub namespace: String,
+    /// A ServiceEntry's host: known by `name` as written, not by a
+    /// Kubernetes FQDN.
+    pub entry: bool,
 }
 
 impl ServiceKey {
@@ -32,10 +36,23 @@ impl ServiceKey {
         Self {
             name: name.to_string(),
             namespace: namespace.to_string(),
+            entry: false,
+        }
+    }
+
+    /// A ServiceEntry's `host` (lower case), declared in `namespace`.
+    pub fn entry(host: &str, namespace: &str) -> Self {
+        Self {
+            name: host.to_string(),
+            namespace: namespace.to_string(),
+            entry: true,
         }
     }
 
     pub fn fqdn(&self) -> String {
+        if self.entry {
+            return self.name.clone();
+        }
         fqdn(&self.name, &self.namespace)
     }
 
@@ -45,9 +62,13 @@ impl ServiceKey {
     }
 }
 
-/// `name.namespace`: the key of a Service in the translator's maps.
+/// `name.namespace`: the key of a Service in the translator's maps; a
+/// ServiceEntry's host as written.
 impl fmt::Display for ServiceKey {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.entry {
+            return f.write_str(&self.name);
+        }
         write!(f, "{}.{}", self.name, self.namespace)
     }
 }

@@ -17,6 +17,11 @@ pub(crate) struct VirtualServiceSpec {
     pub gateways: Vec<String>,
     #[serde(default)]
     pub http: Vec<HttpRoute>,
+    /// Made by istiod from a Gateway API route (`internal.istio.io/route-semantics:
+    /// gateway`), never read from a document: its Envoy routes follow
+    /// [`super::gateway_api::apply_gateway_semantics`].
+    #[serde(skip)]
+    pub gateway_semantics: bool,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -39,6 +44,7 @@ pub(crate) struct HttpRoute {
     #[serde(default)]
     pub mirrors: Vec<MirrorPolicy>,
     pub headers: Option<Headers>,
+    pub cors_policy: Option<super::cors::CorsPolicy>,
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -208,6 +214,18 @@ pub(crate) struct TrafficPolicy {
     pub connection_pool: Option<ConnectionPool>,
     pub outlier_detection: Option<OutlierDetection>,
     pub retry_budget: Option<RetryBudget>,
+    #[serde(default)]
+    pub port_level_settings: Vec<PortTrafficPolicy>,
+}
+
+/// One of `trafficPolicy.portLevelSettings` ([`super::port_level`]).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub(crate) struct PortTrafficPolicy {
+    pub port: Option<PortSelector>,
+    pub load_balancer: Option<LoadBalancer>,
+    pub connection_pool: Option<ConnectionPool>,
+    pub outlier_detection: Option<OutlierDetection>,
 }
 
 impl TrafficPolicy {

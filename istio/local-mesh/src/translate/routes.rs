@@ -7,7 +7,7 @@ use super::model::{
     VirtualServiceSpec,
 };
 use super::values::{Matcher, duration, per_hundred, per_million, string_match};
-use super::{Index, MeshError};
+use super::{Index, MeshError, cors};
 
 /// Istio's retry policy for a route without `retries` of its own.
 /// (Istio 1.30, `pilot/pkg/networking/core/route/retry/retry.go`: no status
@@ -152,6 +152,10 @@ fn route(
         && let Some(config) = fault_config(resource, &format!("{path}.fault"), fault)?
     {
         route["typed_per_filter_config"] = json!({"envoy.filters.http.fault": config});
+    }
+    if let Some(policy) = &http.cors_policy {
+        route["typed_per_filter_config"][cors::FILTER] =
+            cors::policy(resource, &format!("{path}.corsPolicy"), policy)?;
     }
     Ok(route)
 }

@@ -13,7 +13,7 @@ use super::MeshError;
 
 /// What a part of a document may hold.
 #[derive(Debug)]
-enum Shape {
+pub(crate) enum Shape {
     /// A scalar (or anything): the CRD schema checks its type.
     Leaf,
     /// An object with these fields only.
@@ -133,6 +133,19 @@ const HTTP_ROUTE: Shape = Object(&[
         ])),
     ),
     ("headers", HEADERS),
+    (
+        "corsPolicy",
+        Object(&[
+            ("allowOrigins", List(&STRING_MATCH)),
+            ("allowOrigin", List(&Leaf)),
+            ("allowMethods", List(&Leaf)),
+            ("allowHeaders", List(&Leaf)),
+            ("exposeHeaders", List(&Leaf)),
+            ("maxAge", Leaf),
+            ("allowCredentials", Leaf),
+            ("unmatchedPreflights", Leaf),
+        ]),
+    ),
 ]);
 
 const VIRTUAL_SERVICE: Shape = Object(&[
@@ -141,70 +154,76 @@ const VIRTUAL_SERVICE: Shape = Object(&[
     ("http", List(&HTTP_ROUTE)),
 ]);
 
+const LOAD_BALANCER: Shape = Object(&[
+    ("simple", Leaf),
+    (
+        "consistentHash",
+        Object(&[
+            ("httpHeaderName", Leaf),
+            (
+                "httpCookie",
+                Object(&[("name", Leaf), ("path", Leaf), ("ttl", Leaf)]),
+            ),
+            ("useSourceIp", Leaf),
+            ("httpQueryParameterName", Leaf),
+            ("ringHash", Object(&[("minimumRingSize", Leaf)])),
+            ("maglev", Object(&[("tableSize", Leaf)])),
+            ("minimumRingSize", Leaf),
+        ]),
+    ),
+]);
+
+const CONNECTION_POOL: Shape = Object(&[
+    (
+        "tcp",
+        Object(&[
+            ("maxConnections", Leaf),
+            ("connectTimeout", Leaf),
+            ("idleTimeout", Leaf),
+            ("maxConnectionDuration", Leaf),
+        ]),
+    ),
+    (
+        "http",
+        Object(&[
+            ("http1MaxPendingRequests", Leaf),
+            ("http2MaxRequests", Leaf),
+            ("maxRequestsPerConnection", Leaf),
+            ("maxRetries", Leaf),
+            ("idleTimeout", Leaf),
+            ("h2UpgradePolicy", Leaf),
+        ]),
+    ),
+]);
+
+const OUTLIER_DETECTION: Shape = Object(&[
+    ("consecutive5xxErrors", Leaf),
+    ("consecutiveGatewayErrors", Leaf),
+    ("consecutiveLocalOriginFailures", Leaf),
+    ("splitExternalLocalOriginErrors", Leaf),
+    ("interval", Leaf),
+    ("baseEjectionTime", Leaf),
+    ("maxEjectionPercent", Leaf),
+    ("minHealthPercent", Leaf),
+]);
+
+/// `portLevelSettings[]`: a port and the parts it replaces (`tls` refused).
+const PORT_TRAFFIC_POLICY: Shape = Object(&[
+    ("port", Object(&[("number", Leaf)])),
+    ("loadBalancer", LOAD_BALANCER),
+    ("connectionPool", CONNECTION_POOL),
+    ("outlierDetection", OUTLIER_DETECTION),
+]);
+
 const TRAFFIC_POLICY: Shape = Object(&[
-    (
-        "loadBalancer",
-        Object(&[
-            ("simple", Leaf),
-            (
-                "consistentHash",
-                Object(&[
-                    ("httpHeaderName", Leaf),
-                    (
-                        "httpCookie",
-                        Object(&[("name", Leaf), ("path", Leaf), ("ttl", Leaf)]),
-                    ),
-                    ("useSourceIp", Leaf),
-                    ("httpQueryParameterName", Leaf),
-                    ("ringHash", Object(&[("minimumRingSize", Leaf)])),
-                    ("maglev", Object(&[("tableSize", Leaf)])),
-                    ("minimumRingSize", Leaf),
-                ]),
-            ),
-        ]),
-    ),
-    (
-        "connectionPool",
-        Object(&[
-            (
-                "tcp",
-                Object(&[
-                    ("maxConnections", Leaf),
-                    ("connectTimeout", Leaf),
-                    ("idleTimeout", Leaf),
-                    ("maxConnectionDuration", Leaf),
-                ]),
-            ),
-            (
-                "http",
-                Object(&[
-                    ("http1MaxPendingRequests", Leaf),
-                    ("http2MaxRequests", Leaf),
-                    ("maxRequestsPerConnection", Leaf),
-                    ("maxRetries", Leaf),
-                    ("idleTimeout", Leaf),
-                    ("h2UpgradePolicy", Leaf),
-                ]),
-            ),
-        ]),
-    ),
-    (
-        "outlierDetection",
-        Object(&[
-            ("consecutive5xxErrors", Leaf),
-            ("consecutiveGatewayErrors", Leaf),
-            ("consecutiveLocalOriginFailures", Leaf),
-            ("splitExternalLocalOriginErrors", Leaf),
-            ("interval", Leaf),
-            ("baseEjectionTime", Leaf),
-            ("maxEjectionPercent", Leaf),
-            ("minHealthPercent", Leaf),
-        ]),
-    ),
+    ("loadBalancer", LOAD_BALANCER),
+    ("connectionPool", CONNECTION_POOL),
+    ("outlierDetection", OUTLIER_DETECTION),
     (
         "retryBudget",
         Object(&[("percent", Leaf), ("minRetryConcurrency", Leaf)]),
     ),
+    ("portLevelSettings", List(&PORT_TRAFFIC_POLICY)),
 ]);
 
 const DESTINATION_RULE: Shape = Object(&[
@@ -231,6 +250,29 @@ const GATEWAY: Shape = Object(&[
                 Object(&[("number", Leaf), ("name", Leaf), ("protocol", Leaf)]),
             ),
             ("hosts", List(&Leaf)),
+        ])),
+    ),
+]);
+
+const SERVICE_ENTRY: Shape = Object(&[
+    ("hosts", List(&Leaf)),
+    (
+        "ports",
+        List(&Object(&[
+            ("number", Leaf),
+            ("protocol", Leaf),
+            ("name", Leaf),
+            ("targetPort", Leaf),
+        ])),
+    ),
+    ("location", Leaf),
+    ("resolution", Leaf),
+    (
+        "endpoints",
+        List(&Object(&[
+            ("address", Leaf),
+            ("ports", Map(&Leaf)),
+            ("weight", Leaf),
         ])),
     ),
 ]);
@@ -265,6 +307,7 @@ pub(crate) fn check(document: &Value, resource: &str) -> Result<(), MeshError> {
         "VirtualService" => &VIRTUAL_SERVICE,
         "DestinationRule" => &DESTINATION_RULE,
         "Gateway" => &GATEWAY,
+        "ServiceEntry" => &SERVICE_ENTRY,
         // Plugins reach the translator already built (see `translate`).
         "WasmPlugin" => return Ok(()),
         other => {
@@ -274,6 +317,13 @@ pub(crate) fn check(document: &Value, resource: &str) -> Result<(), MeshError> {
             });
         }
     };
+    check_spec(document, shape, resource)
+}
+
+/// Refuses a top-level field besides `apiVersion`, `kind`, `metadata` and
+/// `spec`, and the first field of `spec` outside `shape` (also for the
+/// Gateway API's kinds, whose shapes are in `gateway_api`).
+pub(crate) fn check_spec(document: &Value, shape: &Shape, resource: &str) -> Result<(), MeshError> {
     if let Some(fields) = document.as_object() {
         for name in fields.keys() {
             if !matches!(name.as_str(), "apiVersion" | "kind" | "metadata" | "spec") {
@@ -345,11 +395,11 @@ mod tests {
     fn a_field_outside_the_list_is_refused_with_its_path() {
         let message = refusal(json!({
             "kind": "VirtualService",
-            "spec": {"hosts": ["a"], "http": [{"route": []}, {"corsPolicy": {}}]}
+            "spec": {"hosts": ["a"], "http": [{"route": []}, {"mirror_percent": 5}]}
         }));
         assert_eq!(
             message,
-            "VirtualService/x: spec.http[1].corsPolicy is not supported by the local mesh"
+            "VirtualService/x: spec.http[1].mirror_percent is not supported by the local mesh"
         );
     }
 
