@@ -22,6 +22,8 @@
 //! (`xds.cluster_name` [`UPSTREAM_CLUSTER`], `xds.route_name`
 //! [`ROUTE_NAME`], `xds.virtual_host_name` [`VIRTUAL_HOST_NAME`]).
 
+pub mod grpc_upstream;
+
 use std::cell::{Cell, RefCell};
 use std::collections::BTreeMap;
 use std::fmt;
@@ -35,8 +37,11 @@ use envoy_rig::{
     Share, Upstream, VirtualHost, WasmFilter,
 };
 use proxy_wasm_harness::{
-    CalloutResponse, Harness, HttpCall, Plugin, Request as HarnessRequest, Response,
+    CalloutResponse, GrpcCall, GrpcKind, Harness, HttpCall, Plugin, Request as HarnessRequest,
+    Response,
 };
+
+use grpc_upstream::{GRPC_CLUSTER, GRPC_METHODS, GRPC_SERVICE, GrpcUpstream};
 
 /// The cluster (and upstream) every scenario routes to, and the one plugins
 /// may call out to.
@@ -224,6 +229,9 @@ pub struct Scenario {
     pub compare_response_headers: Vec<String>,
     /// Node metadata (`xds.node.metadata.<key>`), string values.
     pub node_metadata: Vec<(String, String)>,
+    /// Whether both hosts have the gRPC server of [`grpc_upstream`] as
+    /// cluster [`GRPC_CLUSTER`].
+    pub grpc_upstream: bool,
 }
 
 impl Scenario {
@@ -242,7 +250,16 @@ impl Scenario {
             compare_upstream_headers: Vec::new(),
             compare_response_headers: Vec::new(),
             node_metadata: Vec::new(),
+            grpc_upstream: false,
         }
+    }
+
+    /// Gives both hosts the gRPC server of [`grpc_upstream`] (cluster
+    /// [`GRPC_CLUSTER`], service [`GRPC_SERVICE`]); the gRPC calls the plugin
+    /// makes are compared too.
+    pub fn grpc_upstream(mut self) -> Self {
+        self.grpc_upstream = true;
+        self
     }
 
     /// A string entry of the node metadata both hosts report.
@@ -329,6 +346,35 @@ pub struct Observation {
     pub local_body: Option<Vec<u8>>,
     /// The callouts the plugin made, in order, as the callee saw them.
     pub callouts: Vec<SeenCallout>,
+    /// The gRPC calls the plugin made, in order, as the server saw them.
+    pub grpc_calls: Vec<SeenGrpcCall>,
+}
+
+/// A gRPC call as its server saw it: path, the first message, the plugin's
+/// metadata keys `x-md` and `x-trace-bin`, and `grpc-timeout`.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct SeenGrpcCall {
+    pub path: String,
+    pub message: String,
+    pub x_md: Option<String>,
+    pub x_trace_bin: Option<String>,
+    pub grpc_timeout: Option<String>,
+}
+
+impl fmt::Display for SeenGrpcCall {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{} {:?} x-md={:?} x-trace-bin={:?} grpc-timeout={:?}",
+            self.path, self.message, self.x_md, self.x_trace_bin, self.grpc_timeout
+        )
+    }
+}
+
+/// The grpc-timeout header Envoy's async client sends for a unary call's
+/// timeout (`Grpc::Common::toGrpcTimeout`: milliseconds below 10^8).
+fn grpc_timeout_header(call: &GrpcCall) -> Option<String> {
+    (call.kind == GrpcKind::Call).then(|| format!("{}m", call.timeout.as_millis()))
 }
 
 /// A callout as its callee saw it: method, path, body, and the headers the
@@ -390,6 +436,16 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             (call.upstream == UPSTREAM_CLUSTER)
                 .then(|| CalloutResponse::new(200, "callout answered"))
         });
+    }
+    let grpc_made: Rc<RefCell<Vec<GrpcCall>>> = Rc::default();
+    if scenario.grpc_upstream {
+        for method in GRPC_METHODS {
+            let made = Rc::clone(&grpc_made);
+            harness.serve_grpc(GRPC_CLUSTER, GRPC_SERVICE, method, move |call| {
+                made.borrow_mut().push(call.clone());
+                Some(grpc_upstream::answer(method, call.message()))
+            });
+        }
     }
     let workers = harness.start_workers(&plugin, 1)?;
     let worker = workers
@@ -453,6 +509,17 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
                 }
             })
             .collect();
+        let grpc_calls = grpc_made
+            .borrow_mut()
+            .drain(..)
+            .map(|call| SeenGrpcCall {
+                path: call.path(),
+                message: String::from_utf8_lossy(call.message()).into_owned(),
+                x_md: call.metadata("x-md").map(str::to_owned),
+                x_trace_bin: call.metadata("x-trace-bin").map(str::to_owned),
+                grpc_timeout: grpc_timeout_header(&call),
+            })
+            .collect();
         run.steps.push(Observation {
             status: exchange.status().unwrap_or(0),
             reached_upstream,
@@ -464,6 +531,7 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             response_headers,
             local_body: (!reached_upstream).then(|| exchange.response_body().to_vec()),
             callouts,
+            grpc_calls,
         });
     }
     for (name, _) in &scenario.metrics {
@@ -476,6 +544,15 @@ pub fn run_in_harness(scenario: &Scenario) -> Result<Run, CrossCheckError> {
 /// router, one cluster to the echo upstream, the node of [`NODE_ID`]. One
 /// worker, like the harness's, so shared data and metrics line up exactly.
 pub fn envoy_for(scenario: &Scenario, upstream: &Upstream) -> Result<Envoy, CrossCheckError> {
+    envoy_with(scenario, upstream, None)
+}
+
+/// [`envoy_for`], with the gRPC server as cluster [`GRPC_CLUSTER`] when given.
+pub fn envoy_with(
+    scenario: &Scenario,
+    upstream: &Upstream,
+    grpc: Option<&GrpcUpstream>,
+) -> Result<Envoy, CrossCheckError> {
     let mut filter = WasmFilter::new(&scenario.plugin_name, &scenario.wasm)
         .root_id(&scenario.root_id)
         .vm_id(&scenario.vm_id)
@@ -491,9 +568,12 @@ pub fn envoy_for(scenario: &Scenario, upstream: &Upstream) -> Result<Envoy, Cros
         )
         .name(ROUTE_NAME),
     );
-    let bootstrap = Bootstrap::new()
+    let mut bootstrap = Bootstrap::new()
         .listener(Listener::new("ingress").virtual_host(host).filter(filter))
         .cluster(Cluster::new(UPSTREAM_CLUSTER, upstream.port()));
+    if let Some(grpc) = grpc {
+        bootstrap = bootstrap.raw_cluster(grpc.cluster());
+    }
     let mut options = EnvoyOptions::default().concurrency(1);
     options.extra_args = vec!["--config-yaml".into(), node_yaml(scenario)];
     Ok(Envoy::start_with(&bootstrap, &options)?)
@@ -518,7 +598,17 @@ fn node_yaml(scenario: &Scenario) -> String {
 /// Runs the scenario through a real Envoy.
 pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
     let upstream = Upstream::start(UPSTREAM_CLUSTER)?;
-    let envoy = envoy_for(scenario, &upstream)?;
+    let grpc = if scenario.grpc_upstream {
+        Some(
+            GrpcUpstream::start().map_err(|e| CrossCheckError::Mismatch {
+                scenario: scenario.name.clone(),
+                report: format!("cannot start the gRPC server: {e}"),
+            })?,
+        )
+    } else {
+        None
+    };
+    let envoy = envoy_with(scenario, &upstream, grpc.as_ref())?;
     let base = envoy.listener_url("ingress")?;
     let mut run = Run::default();
     for step in &scenario.steps {
@@ -531,6 +621,7 @@ pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
         }
         let before = upstream.request_count();
         let received_before = upstream.received().len();
+        let grpc_before = grpc.as_ref().map_or(0, |g| g.seen().len());
         let mut request = ClientRequest::new(&step.method, format!("{base}{}", step.path))
             .timeout(Duration::from_secs(30));
         for (k, v) in &step.headers {
@@ -582,6 +673,25 @@ pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
                 (name, value)
             })
             .collect();
+        let grpc_calls = grpc
+            .as_ref()
+            .map(|g| g.seen())
+            .unwrap_or_default()
+            .get(grpc_before..)
+            .unwrap_or(&[])
+            .iter()
+            .map(|seen| SeenGrpcCall {
+                path: seen.path.clone(),
+                message: seen
+                    .messages
+                    .first()
+                    .map(|m| String::from_utf8_lossy(m).into_owned())
+                    .unwrap_or_default(),
+                x_md: seen.header("x-md").map(str::to_owned),
+                x_trace_bin: seen.header("x-trace-bin").map(str::to_owned),
+                grpc_timeout: seen.header("grpc-timeout").map(str::to_owned),
+            })
+            .collect();
         run.steps.push(Observation {
             status: response.status,
             reached_upstream,
@@ -589,6 +699,7 @@ pub fn run_in_envoy(scenario: &Scenario) -> Result<Run, CrossCheckError> {
             response_headers,
             local_body: (!reached_upstream).then(|| response.body.clone()),
             callouts,
+            grpc_calls,
         });
     }
     for (name, _) in &scenario.metrics {
@@ -712,6 +823,22 @@ pub fn cross_check(scenario: &Scenario) -> Result<Agreement, CrossCheckError> {
                     want,
                 );
             }
+        }
+        report.compare(
+            &label,
+            "gRPC calls made",
+            Some(h.grpc_calls.len().to_string()),
+            Some(e.grpc_calls.len().to_string()),
+            None,
+        );
+        for index in 0..h.grpc_calls.len().max(e.grpc_calls.len()) {
+            report.compare(
+                &label,
+                &format!("gRPC call {index}"),
+                h.grpc_calls.get(index).map(ToString::to_string),
+                e.grpc_calls.get(index).map(ToString::to_string),
+                None,
+            );
         }
     }
     for (name, expected) in &scenario.metrics {

@@ -17,6 +17,10 @@ use crate::types::{Action, LogLevel};
 use crate::vm::{Vm, VmRole};
 use crate::world::{Metric, World};
 
+mod grpc_callouts;
+
+use grpc_callouts::GrpcResponders;
+
 /// 2026-01-01T00:00:00Z: the virtual wall clock's starting point, fixed so
 /// that runs are repeatable.
 const START_OF_TIME: Duration = Duration::from_secs(1_767_225_600);
@@ -70,6 +74,8 @@ pub struct Harness {
     /// thread's VM (`Vm::role`), indexed by `WorkerId`.
     workers: Vec<Vm>,
     callout_responder: Option<CalloutResponder>,
+    /// The test's gRPC servers, by (cluster, service, method).
+    grpc_responders: GrpcResponders,
     /// VMs instantiated so far, configuration VMs included: each gets its
     /// own random seed derived from the plugin's.
     vms_started: u64,
@@ -173,6 +179,9 @@ impl Default for Harness {
 enum Event {
     Tick(usize),
     CalloutTimeout(usize, u32),
+    GrpcTimeout(usize, u32),
+    /// A delayed gRPC answer (its index in the delayed list).
+    GrpcAnswer(usize),
 }
 
 impl Harness {
@@ -181,6 +190,7 @@ impl Harness {
             world: World::new(START_OF_TIME),
             workers: Vec::new(),
             callout_responder: None,
+            grpc_responders: GrpcResponders::default(),
             vms_started: 0,
             request_ids: StdRng::seed_from_u64(0x5eed),
             connection_manager_headers: true,
@@ -287,6 +297,9 @@ impl Harness {
     /// `on_configure`, without adding it to the harness.
     fn boot(&mut self, plugin: &Plugin) -> Result<Vm, HarnessError> {
         let index = self.workers.len();
+        for cluster in &plugin.clusters {
+            self.world.declare_cluster(cluster);
+        }
         let seed = vm_seed(plugin.random_seed, self.vms_started);
         self.vms_started += 1;
         let mut vm = Vm::instantiate(plugin, &self.world, index, seed)?;
@@ -577,6 +590,8 @@ impl Harness {
                 progressed |= self.settle_streams(WorkerId(index))?;
             }
             progressed |= self.answer_new_callouts()?;
+            progressed |= self.deliver_stray_grpc_closes()?;
+            progressed |= self.answer_new_grpc()?;
             let pending = self.world.shared().pending_queue_ready.pop_front();
             if let Some((worker, root, token)) = pending {
                 progressed = true;
@@ -717,6 +732,21 @@ impl Harness {
                     best = Some((deadline, Event::CalloutTimeout(index, call.token)));
                 }
             }
+            for call in state.grpc_calls.values() {
+                let Some(deadline) = call.deadline else {
+                    continue;
+                };
+                if best.as_ref().is_none_or(|(t, _)| deadline < *t) {
+                    best = Some((deadline, Event::GrpcTimeout(index, call.token)));
+                }
+            }
+        }
+        // At equal times, ticks and timeouts go first: a fixed order, so
+        // runs repeat (Envoy's own order for a tie is not modelled).
+        if let Some((due, index)) = self.next_delayed_grpc()
+            && best.as_ref().is_none_or(|(t, _)| due < *t)
+        {
+            best = Some((due, Event::GrpcAnswer(index)));
         }
         best
     }
@@ -788,6 +818,8 @@ impl Harness {
                 };
                 self.deliver_callout(WorkerId(index), call, timed_out)?;
             }
+            Event::GrpcTimeout(index, token) => self.grpc_timeout(WorkerId(index), token)?,
+            Event::GrpcAnswer(index) => self.deliver_delayed_grpc(index)?,
         }
         self.settle()
     }
@@ -834,10 +866,14 @@ impl Harness {
         );
         let vm = self.vm_mut(worker)?;
         vm.state_mut().delivering_callout = Some(delivered);
+        // Envoy makes every callout on the root context and answers it
+        // there (`http_call` in proxy-wasm-cpp-host's exports.cc takes
+        // `root_context()`); the SDK finds the stream by the token.
+        let root = vm.state().root_context;
         let result = vm.callback(
-            call.context_id,
+            root,
             "proxy_on_http_call_response",
-            (call.context_id, call.token, counts.0, counts.1, counts.2),
+            (root, call.token, counts.0, counts.1, counts.2),
             (),
         );
         vm.state_mut().delivering_callout = None;

@@ -117,6 +117,22 @@ pub fn serialize_pairs<'a>(pairs: impl Iterator<Item = (&'a [u8], &'a [u8])> + C
 /// Parses the ABI's pair format. Anything malformed (short input, lengths
 /// past the end, missing NUL terminators) is a `BadArgument`, never a panic.
 pub fn deserialize_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, Status> {
+    Ok(deserialize_raw_pairs(bytes)?
+        .into_iter()
+        .map(|(k, v)| {
+            (
+                String::from_utf8_lossy(k).into_owned(),
+                String::from_utf8_lossy(v).into_owned(),
+            )
+        })
+        .collect())
+}
+
+/// A key and value as bytes.
+pub(crate) type RawPair<'a> = (&'a [u8], &'a [u8]);
+
+/// The pairs as bytes: gRPC metadata values (`-bin` keys) need not be text.
+pub(crate) fn deserialize_raw_pairs(bytes: &[u8]) -> Result<Vec<RawPair<'_>>, Status> {
     if bytes.is_empty() {
         return Ok(Vec::new());
     }
@@ -142,10 +158,7 @@ pub fn deserialize_pairs(bytes: &[u8]) -> Result<Vec<(String, String)>, Status> 
         let value_len = read_u32(8 + i * 8)?;
         let key = take_terminated(bytes, &mut cursor, key_len)?;
         let value = take_terminated(bytes, &mut cursor, value_len)?;
-        pairs.push((
-            String::from_utf8_lossy(key).into_owned(),
-            String::from_utf8_lossy(value).into_owned(),
-        ));
+        pairs.push((key, value));
     }
     Ok(pairs)
 }

@@ -4,8 +4,10 @@
 //! ABI 0.2.1 with `wasm32-wasip1`, such as the Rust SDK 0.2.x produces) and
 //! implements every hostcall with Envoy's semantics and status codes: header
 //! maps, bodies, properties, local responses, a virtual clock with ticks,
-//! shared data with Envoy's CAS rules, shared queues, metrics, HTTP callouts
-//! answered by the test or timed out on the virtual clock, and Envoy 1.40's
+//! shared data with Envoy's CAS rules, shared queues, metrics, HTTP and gRPC
+//! callouts (calls and streams) answered by the test's servers or timed out
+//! on the virtual clock, refused for clusters the test did not declare (as
+//! Envoy refuses clusters it does not have), and Envoy 1.40's
 //! process model (`Harness::start_workers`: a configuration VM, the main
 //! thread's VM, which ticks but serves no streams, and one VM per worker,
 //! all sharing one store). `exchange` does what Envoy's connection manager
@@ -33,6 +35,7 @@
 
 mod error;
 mod exchange;
+mod grpc;
 mod harness;
 mod headers;
 mod hostcalls;
@@ -44,6 +47,7 @@ mod world;
 
 pub use error::HarnessError;
 pub use exchange::{Exchange, Request, Response, UpstreamRequest};
+pub use grpc::{GrpcCall, GrpcKind, GrpcResponse};
 pub use harness::{BodyEnd, Harness, StreamId, WorkerId};
 pub use headers::{HeaderMap, deserialize_pairs, serialize_pairs};
 pub use plugin::Plugin;

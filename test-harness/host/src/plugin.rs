@@ -2,7 +2,7 @@
 //! (root id, VM id, configurations, environment).
 
 use std::collections::hash_map::DefaultHasher;
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::hash::{Hash, Hasher};
 use std::path::Path;
 use std::sync::{Mutex, OnceLock};
@@ -91,7 +91,7 @@ pub struct Plugin {
     pub(crate) node_cluster: String,
     pub(crate) route: RouteInfo,
     pub(crate) destination_address: String,
-    pub(crate) clusters: Option<HashSet<String>>,
+    pub(crate) clusters: Vec<String>,
     pub(crate) properties: Vec<(Vec<String>, Vec<u8>)>,
     pub(crate) source_address: String,
     pub(crate) random_seed: u64,
@@ -135,7 +135,7 @@ impl Plugin {
             node_cluster: String::new(),
             route: RouteInfo::default(),
             destination_address: "127.0.0.1:10000".to_string(),
-            clusters: None,
+            clusters: Vec::new(),
             properties: Vec::new(),
             source_address: "127.0.0.1:40000".to_string(),
             random_seed: 0x5eed,
@@ -226,11 +226,15 @@ impl Plugin {
         self
     }
 
-    /// Restricts HTTP callouts to these cluster names; others get
-    /// `BadArgument`, as Envoy answers for an unknown cluster. By default any
-    /// name is accepted.
+    /// Declares the clusters Envoy would know, for callouts: a harness that
+    /// starts this plugin knows them (as does [`Harness::declare_clusters`]).
+    /// A callout to any other name is refused as Envoy refuses it (HTTP:
+    /// `BadArgument`; gRPC by bare name: `ParseFailure`), so by default
+    /// every callout is refused.
+    ///
+    /// [`Harness::declare_clusters`]: crate::Harness::declare_clusters
     pub fn clusters<I: IntoIterator<Item = S>, S: Into<String>>(mut self, clusters: I) -> Self {
-        self.clusters = Some(clusters.into_iter().map(Into::into).collect());
+        self.clusters.extend(clusters.into_iter().map(Into::into));
         self
     }
 

@@ -1,11 +1,12 @@
 //! Per-VM host state: contexts, HTTP streams, timers, callouts and logs.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap};
 use std::time::Duration;
 
 use wasmtime::{Memory, TypedFunc};
 use wasmtime_wasi::p1::WasiP1Ctx;
 
+use crate::grpc::GrpcCall;
 use crate::headers::HeaderMap;
 use crate::types::{LogLevel, Status};
 use crate::world::World;
@@ -252,6 +253,16 @@ pub(crate) struct DeliveredCallout {
     pub(crate) trailers: HeaderMap,
 }
 
+/// The gRPC metadata and message readable during a gRPC callback
+/// (`GrpcReceiveInitialMetadata`, `GrpcReceiveTrailingMetadata`,
+/// `GrpcReceiveBuffer`).
+#[derive(Debug, Clone, Default)]
+pub(crate) struct DeliveredGrpc {
+    pub(crate) initial_metadata: Option<HeaderMap>,
+    pub(crate) trailing_metadata: Option<HeaderMap>,
+    pub(crate) message: Option<Vec<u8>>,
+}
+
 /// Which configuration buffer is readable right now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub(crate) enum ConfigPhase {
@@ -282,9 +293,20 @@ pub(crate) struct VmState {
     pub(crate) metric_ids: HashMap<u32, String>,
     pub(crate) next_metric_id: u32,
     pub(crate) http_calls: BTreeMap<u32, HttpCall>,
-    pub(crate) next_callout_token: u32,
-    pub(crate) known_clusters: Option<HashSet<String>>,
+    /// The last callout token of each kind: Envoy numbers HTTP callouts
+    /// `0 mod 4`, gRPC calls `1 mod 4`, gRPC streams `2 mod 4`, counting up
+    /// by 4 per VM (`WasmBase::nextHttpCallId` and friends).
+    pub(crate) last_http_token: u32,
+    pub(crate) last_grpc_call_token: u32,
+    pub(crate) last_grpc_stream_token: u32,
     pub(crate) delivering_callout: Option<DeliveredCallout>,
+    /// Open gRPC calls and streams, by token.
+    pub(crate) grpc_calls: BTreeMap<u32, GrpcCall>,
+    /// What the gRPC callback running now may read.
+    pub(crate) delivering_grpc: DeliveredGrpc,
+    /// `proxy_on_grpc_close` calls Envoy owes for tokens it never handed
+    /// out (token, status, message): see `hostcalls::grpc`.
+    pub(crate) stray_grpc_closes: Vec<(u32, u32, String)>,
     pub(crate) foreign_calls: Vec<ForeignCall>,
     pub(crate) vm_properties: HashMap<Vec<String>, Vec<u8>>,
     pub(crate) node_metadata: BTreeMap<String, String>,

@@ -1,7 +1,7 @@
 //! State that Envoy keeps per process and every worker VM sees: the clock,
 //! shared data, shared queues and the stats store.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap, HashSet, VecDeque};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -249,6 +249,9 @@ pub(crate) struct World {
     pub(crate) clock: VirtualClock,
     pub(crate) shared: Arc<Mutex<SharedStore>>,
     pub(crate) stats: Arc<Mutex<StatsStore>>,
+    /// The clusters Envoy would know: callouts to any other name are
+    /// refused as Envoy refuses them. Empty until a test declares some.
+    pub(crate) clusters: Arc<Mutex<HashSet<String>>>,
 }
 
 impl World {
@@ -257,7 +260,22 @@ impl World {
             clock: VirtualClock::new(start_wall),
             shared: Arc::default(),
             stats: Arc::default(),
+            clusters: Arc::default(),
         }
+    }
+
+    pub(crate) fn declare_cluster(&self, name: &str) {
+        self.clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(name.to_string());
+    }
+
+    pub(crate) fn knows_cluster(&self, name: &str) -> bool {
+        self.clusters
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .contains(name)
     }
 
     pub(crate) fn shared(&self) -> MutexGuard<'_, SharedStore> {

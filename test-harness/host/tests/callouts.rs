@@ -11,6 +11,7 @@ use proxy_wasm_harness::{Action, CalloutResponse, Flow, Harness, Response};
 #[test]
 fn a_callout_is_recorded_and_answered() {
     let (mut harness, worker) = start("");
+    harness.declare_clusters(["auth"]);
     let s = harness.new_stream(worker).unwrap();
     let action = harness
         .request_headers(
@@ -42,6 +43,7 @@ fn a_callout_is_recorded_and_answered() {
 #[test]
 fn an_unanswered_callout_times_out_on_the_virtual_clock() {
     let (mut harness, worker) = start("");
+    harness.declare_clusters(["auth"]);
     let exchange = harness
         .exchange(worker, ops("/", &["callout auth /check 250"]), |upstream| {
             // Answered as Envoy's async client answers a timeout.
@@ -94,6 +96,7 @@ fn foreign_function_clear_route_cache_is_recorded() {
 #[test]
 fn a_responder_answers_callouts_as_they_are_made() {
     let (mut harness, worker) = start("");
+    harness.declare_clusters(["backend"]);
     harness.answer_callouts_with(|call| {
         Some(CalloutResponse::new(
             200,

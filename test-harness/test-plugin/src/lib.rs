@@ -9,6 +9,10 @@
 //!
 //! The plugin configuration (JSON) sets up the root context:
 //! `{"tickMs": 10, "queue": "name", "failConfigure": false}`.
+//!
+//! The gRPC ops (`grpc-call`, `grpc-stream`, `grpc-raw`, `grpc-last-status`)
+//! call the ABI directly and record what each gRPC callback saw in request
+//! headers (`x-grpc-status`, `x-grpc-body`, `x-grpc-message`, `x-grpc-events`).
 
 use std::cell::RefCell;
 use std::rc::Rc;
@@ -16,7 +20,7 @@ use std::time::{Duration, SystemTime};
 
 use proxy_wasm::hostcalls;
 use proxy_wasm::traits::{Context, HttpContext, RootContext};
-use proxy_wasm::types::{Action, ContextType, LogLevel, MapType, MetricType, Status};
+use proxy_wasm::types::{Action, BufferType, ContextType, LogLevel, MapType, MetricType, Status};
 use serde::Deserialize;
 
 proxy_wasm::main! {{
@@ -168,6 +172,7 @@ impl RootContext for TestRoot {
             response_body_calls: Vec::new(),
             trailer_at_end: false,
             record_end_order: false,
+            grpc_events: Vec::new(),
         }))
     }
 
@@ -193,6 +198,8 @@ struct TestStream {
     /// `end-order`: append each end-of-stream callback's name to the
     /// shared-data key `end-order`.
     record_end_order: bool,
+    /// What the gRPC stream callbacks saw, in order (`grpc-stream`).
+    grpc_events: Vec<String>,
 }
 
 impl Context for TestStream {
@@ -220,6 +227,154 @@ impl Context for TestStream {
         self.set_http_request_header("x-callout-body", Some(&String::from_utf8_lossy(&body)));
         self.resume_http_request();
     }
+
+    fn on_grpc_call_response(&mut self, token_id: u32, status_code: u32, response_size: usize) {
+        let body = hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, response_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.set_http_request_header("x-grpc-status", Some(&status_code.to_string()));
+        self.set_http_request_header("x-grpc-body", Some(&String::from_utf8_lossy(&body)));
+        self.set_http_request_header("x-grpc-message", Some(&grpc_status_message()));
+        self.set_http_request_header("x-grpc-token-kind", Some(&(token_id % 4).to_string()));
+        self.resume_http_request();
+    }
+
+    fn on_grpc_stream_initial_metadata(&mut self, _token_id: u32, num_elements: u32) {
+        let (keys, num_elements) = map_keys(MapType::GrpcReceiveInitialMetadata, num_elements);
+        let value = map_value(MapType::GrpcReceiveInitialMetadata, "x-server-md");
+        self.grpc_events
+            .push(format!("im:{num_elements}:{keys}:{value}"));
+    }
+
+    fn on_grpc_stream_message(&mut self, _token_id: u32, message_size: usize) {
+        let message = hostcalls::get_buffer(BufferType::GrpcReceiveBuffer, 0, message_size)
+            .ok()
+            .flatten()
+            .unwrap_or_default();
+        self.grpc_events
+            .push(format!("msg:{}", String::from_utf8_lossy(&message)));
+    }
+
+    fn on_grpc_stream_trailing_metadata(&mut self, _token_id: u32, num_elements: u32) {
+        let (keys, num_elements) = map_keys(MapType::GrpcReceiveTrailingMetadata, num_elements);
+        let value = map_value(MapType::GrpcReceiveTrailingMetadata, "x-server-trailer");
+        self.grpc_events
+            .push(format!("tm:{num_elements}:{keys}:{value}"));
+    }
+
+    fn on_grpc_stream_close(&mut self, token_id: u32, status_code: u32) {
+        self.grpc_events
+            .push(format!("close:{status_code}:{}", grpc_status_message()));
+        let events = self.grpc_events.join(",");
+        self.set_http_request_header("x-grpc-events", Some(&events));
+        self.set_http_request_header("x-grpc-token-kind", Some(&(token_id % 4).to_string()));
+        self.resume_http_request();
+    }
+}
+
+/// The message `proxy_get_status` reports, `none` when there is none.
+fn grpc_status_message() -> String {
+    match hostcalls::get_grpc_status() {
+        Ok((_, Some(message))) => message,
+        Ok((_, None)) => "none".to_string(),
+        Err(status) => format!("{status:?}"),
+    }
+}
+
+/// The keys of a map, joined with `+` (pseudo-headers included), and the
+/// callback's element count, both without the HTTP/1.1 framing headers
+/// (`transfer-encoding`, `content-length`): the cross-check's gRPC server
+/// speaks HTTP/1.1, a real one HTTP/2, where they do not exist.
+fn map_keys(map: MapType, count: u32) -> (String, u32) {
+    const FRAMING: [&str; 2] = ["transfer-encoding", "content-length"];
+    match hostcalls::get_map_bytes(map) {
+        Ok(pairs) => {
+            let framing = pairs
+                .iter()
+                .filter(|(k, _)| FRAMING.contains(&k.as_str()))
+                .count();
+            let keys = pairs
+                .into_iter()
+                .map(|(k, _)| k)
+                .filter(|k| !FRAMING.contains(&k.as_str()))
+                .collect::<Vec<_>>()
+                .join("+");
+            (keys, count.saturating_sub(framing as u32))
+        }
+        Err(status) => (format!("{status:?}"), count),
+    }
+}
+
+/// One value of a map, `missing` when absent.
+fn map_value(map: MapType, key: &str) -> String {
+    match hostcalls::get_map_value_bytes(map, key) {
+        Ok(Some(value)) => String::from_utf8_lossy(&value).into_owned(),
+        Ok(None) => "missing".to_string(),
+        Err(status) => format!("{status:?}"),
+    }
+}
+
+/// The upstream argument of the gRPC ops: `proto:<cluster>` is a serialized
+/// `GrpcService { envoy_grpc { cluster_name } }` (as the C++ SDK sends it),
+/// anything else the bare cluster name (as the Rust SDK sends it). The SDK
+/// takes the upstream as `&str`: the proto of a short name is ASCII.
+fn grpc_upstream(arg: &str) -> String {
+    match arg.strip_prefix("proto:") {
+        Some(cluster) if cluster.len() < 100 => {
+            let mut envoy_grpc = vec![0x0a, cluster.len() as u8];
+            envoy_grpc.extend_from_slice(cluster.as_bytes());
+            let mut service = vec![0x0a, envoy_grpc.len() as u8];
+            service.extend_from_slice(&envoy_grpc);
+            String::from_utf8(service).unwrap_or_default()
+        }
+        _ => arg.to_string(),
+    }
+}
+
+/// The SDK's send, cancel and close helpers panic on statuses they do not
+/// expect (`BadArgument`); the fixture calls the ABI itself so that every
+/// status comes back as a value. (Calls and streams are opened through the
+/// SDK, which must register their tokens to dispatch the answers.)
+#[allow(unsafe_code)] // Calling the host's imports directly is unsafe.
+mod raw_grpc {
+    use proxy_wasm::types::Status;
+
+    #[link(wasm_import_module = "env")]
+    unsafe extern "C" {
+        fn proxy_grpc_send(
+            token: u32,
+            message_ptr: *const u8,
+            message_len: usize,
+            end_stream: bool,
+        ) -> Status;
+        fn proxy_grpc_cancel(token_id: u32) -> Status;
+        fn proxy_grpc_close(token_id: u32) -> Status;
+    }
+
+    pub(super) fn send(token: u32, message: &[u8], end_stream: bool) -> Status {
+        // SAFETY: the message slice is live for the call.
+        unsafe { proxy_grpc_send(token, message.as_ptr(), message.len(), end_stream) }
+    }
+
+    pub(super) fn cancel(token: u32) -> Status {
+        // SAFETY: no pointers.
+        unsafe { proxy_grpc_cancel(token) }
+    }
+
+    pub(super) fn close(token: u32) -> Status {
+        // SAFETY: no pointers.
+        unsafe { proxy_grpc_close(token) }
+    }
+}
+
+/// The initial metadata every gRPC op sends: a text key and a `-bin` key
+/// with bytes that are not text.
+fn grpc_metadata() -> Vec<(&'static str, &'static [u8])> {
+    vec![
+        ("x-md", b"from-plugin"),
+        ("x-trace-bin", &[0xff, 0x00, 0x41]),
+    ]
 }
 
 /// What an operation asks of the stream after it ran.
@@ -455,6 +610,73 @@ impl TestStream {
                     "x-random",
                     Some(&format!("{:016x}", hasher.finish())),
                 );
+            }
+            "grpc-call" => {
+                // `grpc-call <upstream> <service> <method> <timeout ms> <message...>`
+                let timeout = Duration::from_millis(arg(3).parse().unwrap_or(1000));
+                let upstream = grpc_upstream(arg(0));
+                let message = rest(4);
+                let result = hostcalls::dispatch_grpc_call(
+                    &upstream,
+                    arg(1),
+                    arg(2),
+                    grpc_metadata(),
+                    Some(message.as_bytes()),
+                    timeout,
+                );
+                return match result {
+                    Ok(_) => Outcome::Pause,
+                    Err(status) => {
+                        self.set_http_request_header("x-grpc-error", Some(&format!("{status:?}")));
+                        Outcome::Continue
+                    }
+                };
+            }
+            "grpc-stream" => {
+                // `grpc-stream <upstream> <service> <method> <end|close> <message...>`:
+                // one message, then half-close with `end_stream` or `proxy_grpc_close`.
+                let opened = hostcalls::open_grpc_stream(
+                    &grpc_upstream(arg(0)),
+                    arg(1),
+                    arg(2),
+                    grpc_metadata(),
+                );
+                let token = match opened {
+                    Ok(token) => token,
+                    Err(status) => {
+                        self.set_http_request_header("x-grpc-error", Some(&format!("{status:?}")));
+                        return Outcome::Continue;
+                    }
+                };
+                let end = arg(3) == "end";
+                let sent = raw_grpc::send(token, rest(4).as_bytes(), end);
+                let closed = if end {
+                    Status::Ok
+                } else {
+                    raw_grpc::close(token)
+                };
+                self.set_http_request_header("x-grpc-send", Some(&format!("{sent:?}/{closed:?}")));
+                return Outcome::Pause;
+            }
+            "grpc-raw" => {
+                // `grpc-raw <cancel|close|send> <token>`: the status Envoy answers.
+                let token = arg(1).parse().unwrap_or(0);
+                let status = match arg(0) {
+                    "cancel" => raw_grpc::cancel(token),
+                    "close" => raw_grpc::close(token),
+                    _ => raw_grpc::send(token, b"x", false),
+                };
+                self.set_http_request_header(
+                    &format!("x-grpc-{}-{}", arg(0), arg(1)),
+                    Some(&format!("{status:?}")),
+                );
+            }
+            "grpc-last-status" => {
+                let value = match hostcalls::get_grpc_status() {
+                    Ok((code, message)) => format!("{code}:{}", message.unwrap_or_default()),
+                    Err(status) => format!("{status:?}"),
+                };
+                self.set_http_request_header("x-grpc-last-status", Some(&value));
             }
             "print" => println!("{}", rest(0)),
             "eprint" => eprintln!("{}", rest(0)),

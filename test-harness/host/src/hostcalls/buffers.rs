@@ -98,6 +98,11 @@ fn readable(state: &HostState, buffer_type: BufferType) -> Result<&[u8], Status>
             .as_ref()
             .map(|c| c.body.as_slice())
             .ok_or(Status::NotFound),
+        // Envoy's `getBuffer` always has a buffer here, empty outside a
+        // gRPC callback (`rootContext()->grpc_receive_buffer_`).
+        BufferType::GrpcReceiveBuffer => {
+            Ok(vm.delivering_grpc.message.as_deref().unwrap_or_default())
+        }
         BufferType::VmConfiguration => Ok(&vm.vm_config),
         // Envoy hands out the plugin configuration only while configuring.
         BufferType::PluginConfiguration if vm.config_phase == ConfigPhase::Configure => {
@@ -123,6 +128,7 @@ fn set_buffer(
         BufferType::RequestBody => vm.effective_stream_mut()?.request.body.as_mut(),
         BufferType::ResponseBody => vm.effective_stream_mut()?.response.body.as_mut(),
         BufferType::HttpCallResponseBody => vm.delivering_callout.as_mut().map(|c| &mut c.body),
+        BufferType::GrpcReceiveBuffer => vm.delivering_grpc.message.as_mut(),
         _ => None,
     }
     .ok_or(Status::NotFound)?;

@@ -1,4 +1,5 @@
-//! HTTP callouts, gRPC (refused), foreign functions and `proxy_get_status`.
+//! HTTP callouts, foreign functions and `proxy_get_status` (gRPC callouts are
+//! in `grpc`).
 
 use std::time::Duration;
 
@@ -44,43 +45,6 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             })())
         },
     )?;
-    // gRPC callouts are not emulated: answer as Envoy does when it cannot
-    // create the gRPC client, which every SDK handles without panicking.
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_call",
-        |_: Ctx<'_>,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32,
-         _: u32| { finish(Err(Status::InternalFailure.into())) },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_stream",
-        |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32, _: u32| {
-            finish(Err(Status::InternalFailure.into()))
-        },
-    )?;
-    linker.func_wrap(
-        "env",
-        "proxy_grpc_send",
-        |_: Ctx<'_>, _: u32, _: u32, _: u32, _: u32| finish(Err(Status::NotFound.into())),
-    )?;
-    linker.func_wrap("env", "proxy_grpc_cancel", |_: Ctx<'_>, _: u32| {
-        finish(Err(Status::NotFound.into()))
-    })?;
-    linker.func_wrap("env", "proxy_grpc_close", |_: Ctx<'_>, _: u32| {
-        finish(Err(Status::NotFound.into()))
-    })?;
     linker.func_wrap(
         "env",
         "proxy_get_status",
@@ -88,6 +52,12 @@ pub(super) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
             finish((|| {
                 let (code, message) = caller.data().vm.last_status.clone();
                 write_u32(&mut caller, return_code, code)?;
+                // Envoy writes a null pointer for an empty message
+                // (`copyToPointerSize`), which SDKs read as "no message".
+                if message.is_empty() {
+                    write_u32(&mut caller, return_message, 0)?;
+                    return write_u32(&mut caller, return_message_size, 0);
+                }
                 return_bytes(
                     &mut caller,
                     message.as_bytes(),
@@ -135,12 +105,12 @@ fn http_call(
     trailers: Vec<(String, String)>,
     timeout_ms: u32,
 ) -> Result<u32, Status> {
-    let vm = &mut state.vm;
-    if let Some(clusters) = &vm.known_clusters
-        && !clusters.contains(&upstream)
-    {
+    // A cluster Envoy does not know is refused (`getThreadLocalCluster`
+    // finds nothing, `Context::httpCall`).
+    if !state.world.knows_cluster(&upstream) {
         return Err(Status::BadArgument);
     }
+    let vm = &mut state.vm;
     // Envoy refuses a callout without these three pseudo-headers.
     for required in [":method", ":path", ":authority"] {
         if !headers.iter().any(|(k, v)| k == required && !v.is_empty()) {
@@ -159,8 +129,8 @@ fn http_call(
         headers.retain(|(k, _)| !k.eq_ignore_ascii_case("content-length"));
         headers.push(("content-length".to_string(), body.len().to_string()));
     }
-    let token = vm.next_callout_token;
-    vm.next_callout_token += 1;
+    vm.last_http_token = vm.last_http_token.wrapping_add(4);
+    let token = vm.last_http_token;
     let timeout = Duration::from_millis(u64::from(timeout_ms));
     let deadline = (timeout_ms > 0).then(|| state.world.clock.monotonic() + timeout);
     vm.http_calls.insert(

@@ -145,6 +145,14 @@ fn with_map<T>(
         MapType::HttpCallResponseTrailers => {
             vm.delivering_callout.as_mut().map(|c| &mut c.trailers)
         }
+        // Readable during the gRPC callback that delivers them; never
+        // writable (Envoy's `getMap` has no mutable gRPC maps).
+        MapType::GrpcReceiveInitialMetadata if access == Access::Read => {
+            vm.delivering_grpc.initial_metadata.as_mut()
+        }
+        MapType::GrpcReceiveTrailingMetadata if access == Access::Read => {
+            vm.delivering_grpc.trailing_metadata.as_mut()
+        }
         MapType::GrpcReceiveInitialMetadata | MapType::GrpcReceiveTrailingMetadata => None,
         stream_map => {
             let stream = vm.effective_stream_mut()?;

@@ -15,6 +15,7 @@ use crate::types::Status;
 mod buffers;
 mod calls;
 mod clock;
+mod grpc;
 mod headers;
 mod logging;
 mod metrics;
@@ -34,6 +35,7 @@ pub(crate) fn add_to_linker(linker: &mut Linker<HostState>) -> wasmtime::Result<
     shared::add_to_linker(linker)?;
     metrics::add_to_linker(linker)?;
     calls::add_to_linker(linker)?;
+    grpc::add_to_linker(linker)?;
     streams::add_to_linker(linker)?;
     Ok(())
 }
