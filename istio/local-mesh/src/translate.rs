@@ -19,6 +19,7 @@ mod proxy;
 mod routes;
 mod service_entry;
 mod supported;
+mod tcp;
 mod values;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -364,6 +365,9 @@ pub fn translate(
     let mut gateways: Vec<(String, String, String, GatewaySpec)> = Vec::new();
     let mut declared: BTreeMap<ServiceKey, Vec<u32>> = BTreeMap::new();
     let mut entries: Vec<service_entry::Entry> = Vec::new();
+    let mut tcp_services: BTreeSet<ServiceKey> = BTreeSet::new();
+    // The `tcp` routes of each VirtualService, in `virtual_services` order.
+    let mut tcp_routes: Vec<Vec<tcp::TcpRoute>> = Vec::new();
     let mut selectors: BTreeMap<ServiceKey, BTreeMap<String, String>> = BTreeMap::new();
     let mut gateway_api_documents: Vec<&Value> = Vec::new();
     for doc in &latest {
@@ -384,6 +388,19 @@ pub fn translate(
                     doc["spec"]["selector"].clone(),
                 ) {
                     selectors.insert(ServiceKey::new(name, &namespace), selector);
+                }
+                let port_list = doc["spec"]["ports"].as_array().cloned().unwrap_or_default();
+                match port_list.iter().filter(|p| tcp::is_tcp_port(p)).count() {
+                    0 => {}
+                    n if n == port_list.len() => {
+                        tcp_services.insert(ServiceKey::new(name, &namespace));
+                    }
+                    _ => {
+                        return Err(MeshError::Unsupported {
+                            resource,
+                            message: "spec.ports: TCP and HTTP ports in one Service; the local mesh gives a Service one listener, so its ports speak one protocol".to_string(),
+                        });
+                    }
                 }
                 let ports = doc["spec"]["ports"]
                     .as_array()
@@ -410,6 +427,8 @@ pub fn translate(
             }
             Some("VirtualService") => {
                 let spec: VirtualServiceSpec = spec_of(doc, &resource)?;
+                let routes: tcp::TcpRoutes = spec_of(doc, &resource)?;
+                tcp_routes.push(routes.tcp);
                 virtual_services.push((resource, namespace, spec));
             }
             Some("Gateway") => {
@@ -763,6 +782,14 @@ pub fn translate(
     // One listener per service: what its callers' sidecars do for its host.
     let mut listeners = Listeners::default();
     let mut rendered = Vec::new();
+    // A TCP Service's listener: its `tcp_proxy` filter, by listener name.
+    let mut tcp_filters: BTreeMap<String, Value> = BTreeMap::new();
+    let rule_for = |destination: &Destination, namespace: &str| {
+        index
+            .service(&destination.host, namespace)
+            .and_then(|service| rule_of.get(service))
+            .map(|rule| &rule.spec)
+    };
     for service in &services {
         let bound = mesh_bound.get(service).cloned().unwrap_or_default();
         if bound.len() > 1 {
@@ -778,6 +805,37 @@ pub fn translate(
                     names[0]
                 ),
             });
+        }
+        if tcp_services.contains(service) {
+            // A TCP port: the VirtualService's `tcp` routes, not its `http` ones.
+            let key = service.to_string();
+            let name = format!("svc-{key}");
+            let port = match index.service_ports.get(service).map(Vec::as_slice) {
+                Some([only]) => Some(*only),
+                _ => None,
+            };
+            let virtual_service = bound.first().map(|i| {
+                let (resource, namespace, _) = &virtual_services[*i];
+                let routes = tcp_routes.get(*i).map_or(&[][..], Vec::as_slice);
+                (resource.as_str(), namespace.as_str(), routes)
+            });
+            let filter = tcp::proxy_filter(
+                virtual_service,
+                port,
+                &cluster_name(service, None),
+                rule_of.get(service).map(|rule| &rule.spec),
+                &index,
+                &rule_for,
+            )?;
+            let mut listener =
+                Listener::new(name.clone()).stat_prefix(format!("svc_{}", service.stat_name()));
+            if let Some(port) = service_ports.get(&key) {
+                listener = listener.port(*port);
+            }
+            rendered.push((listener, ListenerClass::SidecarOutbound));
+            tcp_filters.insert(name.clone(), filter);
+            listeners.services.insert(key, name);
+            continue;
         }
         let mut host = VirtualHost::new(service.to_string()).domains(["*"]);
         let mut with_cors = false;
@@ -943,6 +1001,13 @@ pub fn translate(
     let mut json = bootstrap.to_json();
     if let Some(list) = json["static_resources"]["listeners"].as_array_mut() {
         for listener in list {
+            if let Some(filter) = listener["name"]
+                .as_str()
+                .and_then(|name| tcp_filters.get(name))
+            {
+                listener["filter_chains"] = json!([{"filters": [filter]}]);
+                continue;
+            }
             let class = listener["name"]
                 .as_str()
                 .and_then(|name| classes.get(name))

@@ -68,16 +68,26 @@ fn cors_policy_fields_outside_istios() {
 }
 
 #[test]
-fn tls_and_tcp_routes() {
+fn tls_routes_and_tcp_matches() {
     assert_refused(
         &vs(
             "  hosts: [cpanel]\n  tls:\n  - match: [{sniHosts: [cpanel]}]\n    route: [{destination: {host: cpanel}}]",
         ),
         "VirtualService/x: spec.tls is not supported by the local mesh (the local mesh runs plain HTTP on loopback, without mTLS)",
     );
+    // tcp routes are translated (tests/coverage_tcp.rs), not their matches
+    // on anything but the port.
     assert_refused(
-        &vs("  hosts: [cpanel]\n  tcp:\n  - route: [{destination: {host: cpanel}}]"),
-        "VirtualService/x: spec.tcp is not supported by the local mesh (the local mesh routes HTTP only)",
+        &vs(
+            "  hosts: [cpanel]\n  tcp:\n  - match: [{destinationSubnets: [10.0.0.0/8]}]\n    route: [{destination: {host: cpanel}}]",
+        ),
+        "VirtualService/x: spec.tcp[0].match[0].destinationSubnets is not supported by the local mesh",
+    );
+    assert_refused(
+        &vs(
+            "  hosts: [cpanel]\n  tcp:\n  - match: [{sourceLabels: {app: x}}]\n    route: [{destination: {host: cpanel}}]",
+        ),
+        "VirtualService/x: spec.tcp[0].match[0].sourceLabels is not supported by the local mesh (a route's match cannot tell callers apart in the local mesh)",
     );
 }
 

@@ -148,10 +148,20 @@ const HTTP_ROUTE: Shape = Object(&[
     ),
 ]);
 
+/// `tcp[]`: routes by port to weighted destinations ([`super::tcp`]).
+const TCP_ROUTE: Shape = Object(&[
+    ("match", List(&Object(&[("port", Leaf)]))),
+    (
+        "route",
+        List(&Object(&[("destination", DESTINATION), ("weight", Leaf)])),
+    ),
+]);
+
 const VIRTUAL_SERVICE: Shape = Object(&[
     ("hosts", List(&Leaf)),
     ("gateways", List(&Leaf)),
     ("http", List(&HTTP_ROUTE)),
+    ("tcp", List(&TCP_ROUTE)),
 ]);
 
 const LOAD_BALANCER: Shape = Object(&[
@@ -288,7 +298,6 @@ fn reason(field: &str) -> Option<&'static str> {
             "(the local mesh's upstreams speak HTTP/1.1 only)"
         }
         "tls" => "(the local mesh runs plain HTTP on loopback, without mTLS)",
-        "tcp" => "(the local mesh routes HTTP only)",
         "delegate" => "(write the routes into the VirtualService itself)",
         "sourceLabels" | "sourceNamespace" | "gateways" => {
             "(a route's match cannot tell callers apart in the local mesh)"
