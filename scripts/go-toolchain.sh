@@ -26,13 +26,21 @@ run_go() {
         nice go "$@") >"${log}" 2>&1; then
         local proxy network
         proxy="$(go env GOPROXY 2>/dev/null || echo "\$GOPROXY")"
-        network="$(grep -m 1 -E 'dial tcp|no such host|connection refused|i/o timeout|TLS handshake|proxyconnect|: (403|404|410) ' "${log}" || true)"
+        if grep -q -E 'module lookup disabled by GOPROXY=off|disabled by GOPROXY=off' "${log}"; then
+            fail "the pinned Go modules are not all in the module cache ($(go env GOMODCACHE 2>/dev/null)) and GOPROXY=off forbids downloading them: set GOPROXY=https://proxy.golang.org (or a reachable mirror); full log: ${log}"
+        fi
+        # Go names the module it could not fetch and why: no network, a
+        # proxy that refuses (an HTTP status), or no proxy at all.
+        network="$(grep -m 1 -E 'dial tcp|no such host|connection refused|i/o timeout|TLS handshake|proxyconnect|reading https?://[^ ]+: [0-9]{3}|: (400|403|404|410|5[0-9][0-9]) ' "${log}" || true)"
         if [[ -n "${network}" ]]; then
             fail "cannot download the pinned Go modules from ${proxy} (is the Go module proxy reachable? set GOPROXY to a reachable mirror): $(sed 's/^[[:space:]]*//' <<<"${network}" | cut -c1-300); full log: ${log}"
         fi
-        # A failed Go test says why on its `file_test.go:NN:` line.
+        # A failed Go test says why on its `file_test.go:NN:` line; otherwise
+        # the first line that is not Go's progress (downloads, the package
+        # header `# <package>`, FAIL summaries).
         local reason
-        reason="$(grep -m 1 -E '_test\.go:[0-9]+: ' "${log}" || grep -v '^go: downloading' "${log}" | grep -m 1 -v '^[[:space:]]*$' || true)"
+        reason="$(grep -m 1 -E '_test\.go:[0-9]+: ' "${log}" \
+            || grep -v -E '^(go: downloading|#|FAIL|ok )|^[[:space:]]*$' "${log}" | head -n 1 || true)"
         fail "go $* failed: $(sed 's/^[[:space:]]*//' <<<"${reason}" | cut -c1-300); full log: ${log}"
     fi
 }

@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # Istio's own translation of the manifests, as goldens: runs the Go test of
 # istio/oracle (Istio 1.30's config generator, pinned by istio/oracle/go.mod)
-# over istio/workloads + istio/app, each scenario and each plugin.
+# over istio/workloads + istio/app, each scenario and each plugin, and the
+# Gateway API form of the app (istio/gateway-api) with its scenarios and
+# plugins.
 #
 #   scripts/oracle.sh           checks the goldens in istio/oracle/testdata
 #                               are what Istio generates today (make oracle-check)
@@ -23,6 +25,12 @@ fail() {
 # shellcheck source=go-toolchain.sh
 source "${repo_root}/scripts/go-toolchain.sh"
 require_go
+
+# The Gateway API forms are read as the API server stores them, with their
+# CRDs' defaults: the test reads the pinned CRDs `make crds` installs
+# (idempotent, nothing downloaded when present).
+"${repo_root}/scripts/install-crds.sh" >/dev/null || exit 1
+export ORACLE_CRDS_DIR="${CRDS_DIR:-${repo_root}/.crds}"
 
 case "${1:-}" in
     --update)

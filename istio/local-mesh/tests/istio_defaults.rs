@@ -679,3 +679,72 @@ fn envoy_runs_every_listener_with_istios_connection_manager() {
         );
     }
 }
+
+/// A pod's sidecar, inbound side, as the daemon builds it (src/daemon.rs,
+/// `render`): one listener in front of the app on `app_port`, every path to
+/// it with no route timeout, Istio's inbound connection manager defaults.
+fn inbound_side(app_port: u16) -> Translation {
+    let cluster = "inbound|files-0";
+    let listener = envoy_rig::Listener::new("inbound-files-0")
+        .stat_prefix("inbound_files_0")
+        .virtual_host(
+            envoy_rig::VirtualHost::new("inbound").domains(["*"]).route(
+                envoy_rig::Route::new(
+                    envoy_rig::RouteMatch::prefix("/"),
+                    envoy_rig::RouteAction::cluster(cluster),
+                )
+                .timeout(Duration::ZERO),
+            ),
+        );
+    let mut bootstrap = envoy_rig::Bootstrap::new()
+        .listener(listener)
+        .cluster(envoy_rig::Cluster::new(cluster, app_port))
+        .to_json();
+    for listener in bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .unwrap()
+    {
+        local_mesh::istio_connection_manager(listener, local_mesh::ListenerClass::SidecarInbound);
+    }
+    Translation {
+        bootstrap,
+        listeners: local_mesh::Listeners::default(),
+        warnings: Vec::new(),
+    }
+}
+
+#[test]
+fn a_pods_inbound_side_says_istio_envoy_and_the_app_answers_expect_continue() {
+    // istiod's inbound chains (listener_inbound.go): `server_name:
+    // istio-envoy` and `proxy_100_continue: true`, as istio/oracle's
+    // goldens show for every sidecar.
+    let (port, app) = recording_upstream();
+    let envoy = RunningEnvoy::start(&inbound_side(port));
+    let url = envoy.listener_url("inbound-files-0");
+    let answer = expect_continue(url.trim_start_matches("http://"));
+    assert!(answer.starts_with("http/1.1 200"), "{answer}");
+    assert!(answer.contains("server: istio-envoy"), "{answer}");
+    let head = app.join().unwrap().to_ascii_lowercase();
+    assert!(head.contains("expect: 100-continue"), "{head}");
+    drop(envoy);
+
+    // Envoy's own defaults on the same listener (what the inbound side had
+    // before): Envoy answers the expectation itself.
+    let (port, app) = recording_upstream();
+    let mut bare = inbound_side(port);
+    for listener in bare.bootstrap["static_resources"]["listeners"]
+        .as_array_mut()
+        .unwrap()
+    {
+        let hcm = &mut listener["filter_chains"][0]["filters"][0]["typed_config"];
+        let hcm = hcm.as_object_mut().unwrap();
+        hcm.remove("server_name");
+        hcm.remove("proxy_100_continue");
+    }
+    let envoy = RunningEnvoy::start(&bare);
+    let url = envoy.listener_url("inbound-files-0");
+    let answer = expect_continue(url.trim_start_matches("http://"));
+    assert!(answer.starts_with("http/1.1 100"), "{answer}");
+    drop(envoy);
+    drop(app);
+}

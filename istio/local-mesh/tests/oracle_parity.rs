@@ -16,16 +16,27 @@
 //!   abort, percentages), mirrors (cluster, fraction, host suffix, trace
 //!   sampling), hash policies, header operations, and the virtual hosts'
 //!   attempt-count options;
-//! - the control panel's sidecar routes (each Service's virtual host), the
-//!   same fields, against the local mesh's listener for that Service;
+//! - every sidecar's outbound routes (each Service's virtual host; the
+//!   goldens keep each distinct set once, with the Deployments that get
+//!   it), the same fields, against the local mesh's listener for that
+//!   Service;
 //! - the clusters of the app's Services and subsets: load balancer, ring
 //!   hash/maglev sizes, connect timeout, circuit-breaker thresholds,
 //!   outlier detection, panic threshold, upstream HTTP options;
-//! - the gateway's HTTP connection manager options (path normalization,
-//!   slashes, escaped slashes, upgrades, remote address, XFF, timeouts,
-//!   server name, 100-continue, request ids, header limits);
-//! - the order of the HTTP filters on the gateway's chain and on a sidecar's
-//!   outbound chain, WasmPlugins included.
+//! - the HTTP connection manager options (path normalization, slashes,
+//!   escaped slashes, upgrades, remote address, XFF, timeouts, server name,
+//!   100-continue, request ids, header limits) of the gateway, of every
+//!   sidecar's outbound chains (against every Service listener of the local
+//!   mesh: each plays a caller's sidecar) and of every sidecar's plaintext
+//!   inbound chain (against a pod's inbound listener, built as the daemon
+//!   builds it), inbound routes included; a connection manager field that
+//!   no view reads and no intended difference names fails the test, so a
+//!   field istiod starts setting is seen;
+//! - the order of the HTTP filters on the gateway's chain and on every
+//!   sidecar's outbound and inbound chains, WasmPlugins included;
+//! - the Gateway API forms (testdata/gateway-api, when istio/gateway-api
+//!   exists): the same comparisons, for the gateway istiod deploys for the
+//!   Gateway.
 //!
 //! What differs on purpose is listed in [`INTENDED`], each with its reason;
 //! what differs and should not is listed in [`KNOWN_DIVERGENCES`], exactly:
@@ -38,12 +49,19 @@ mod oracle_views;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
-use envoy_rig::HttpFilter;
-use local_mesh::{GATEWAY, Translation, Workload, translate};
-use oracle_views::{
-    cluster_view, connection_manager_view, field, flatten, local_cluster_name, virtual_host_view,
+use envoy_rig::{
+    Bootstrap, Cluster, HttpFilter, Listener, Route, RouteAction, RouteMatch, VirtualHost,
 };
+use local_mesh::{
+    GATEWAY, ListenerClass, Translation, Workload, istio_connection_manager, translate,
+};
+use oracle_views::{
+    CONNECTION_MANAGER_FIELDS, cluster_view, connection_manager_view, field, local_cluster_name,
+    unread_fields, virtual_host_view,
+};
+use serde::Serialize;
 use serde_json::{Value, json};
 
 /// Differences that are the local mesh's design, not errors. Each id is
@@ -106,16 +124,48 @@ const INTENDED: &[(&str, &str)] = &[
     ),
     (
         "hcm-telemetry-and-discovery",
-        "The gateway's connection manager: stat_prefix, tracing, \
+        "Connection managers: stat_prefix, tracing (left out of the goldens), \
          request_id_extension (trace sampling), rds (the local mesh inlines \
-         route_config) and forward/set_current_client_cert_details (the XFCC \
-         header of mTLS peers) are not compared.",
+         route_config; an inbound chain's inline routes are compared as \
+         routes), forward/set_current_client_cert_details (the XFCC header of \
+         mTLS peers) and access_log (the local mesh logs each request to \
+         Envoy's stderr, Istio's default mesh config logs none) are not \
+         compared: they change no answer.",
     ),
     (
-        "sidecar-inbound-chains",
-        "A sidecar's inbound (virtualInbound) filter chains: the local mesh's \
-         inbound listeners are built by its daemon (src/daemon.rs), not by \
-         translate(); not compared here.",
+        "inbound-passthrough",
+        "A sidecar's virtualInbound-catchall-http chains serve pod ports that \
+         no Service names (passthrough); the local mesh reaches a pod only \
+         through its Services. Not compared.",
+    ),
+    (
+        "inbound-mtls",
+        "A sidecar's inbound chains come in pairs, raw_buffer for plaintext and \
+         tls for mTLS peers (PERMISSIVE, Istio's default); the local mesh has no \
+         mTLS: the plaintext chain is compared, the tls one is not.",
+    ),
+    (
+        "inbound-route-identity",
+        "Istio's inbound route is named default, in virtual host \
+         inbound|http|<port>, to cluster inbound|<port>||; the local mesh's \
+         goes to inbound|<pod>: these names are not compared, what the route \
+         does is.",
+    ),
+    (
+        "gateway-deployment-service",
+        "For a Gateway API Gateway istiod deploys a proxy of its own with a \
+         Service <gateway>-istio (the golden's gatewayAPIConfigs name it in \
+         internal.istio.io/gateway-service), which every proxy then gets a \
+         cluster and a sidecar virtual host for; the local mesh's gateway is \
+         one listener, not a Service of the mesh. Not compared.",
+    ),
+    (
+        "inbound-fault-filter",
+        "istiod puts envoy.filters.http.fault on a sidecar's inbound chains \
+         too, with no configuration of its own, and no inbound route carries a \
+         fault (faults are the callers' side): it passes every request. The \
+         local mesh's inbound listeners (src/daemon.rs) leave it out; the \
+         inbound filter order is compared without it.",
     ),
     (
         "plugin-placement",
@@ -128,7 +178,7 @@ const INTENDED: &[(&str, &str)] = &[
 
 /// A difference found and not yet fixed: `field` of `place` (as printed by
 /// the test) differs in every golden whose name matches `goldens`
-/// (`*` for all), with these values. Exact: each entry must match at least
+/// (`*` for all, `<folder>/*` for those under a folder), with these values. Exact: each entry must match at least
 /// one difference, every difference must match an entry.
 struct KnownDivergence {
     goldens: &'static str,
@@ -139,9 +189,90 @@ struct KnownDivergence {
 }
 
 const KNOWN_DIVERGENCES: &[KnownDivergence] = &[
-    // None today. `server_name: istio-envoy` and `proxy_100_continue: true`
-    // were the last two (found by this test, fixed in
-    // src/translate/proxy.rs, pinned in Envoy by istio_defaults.rs).
+    // istiod leaves a sidecar's outbound connection manager at Envoy's own
+    // server name (pilot/pkg/networking/util/proxy_headers.go: "outbound
+    // uses envoy while inbound uses istio-envoy"), so a caller in the mesh
+    // sees `server: envoy`; the local mesh's Service listeners say
+    // istio-envoy (src/translate/proxy.rs), which
+    // istio_defaults.rs::callers_see_istio_envoy_and_the_upstream_answers_expect_continue
+    // asserts. Fixing it means changing that test.
+    KnownDivergence {
+        goldens: "*",
+        place: "sidecar outbound \"0.0.0.0_8080\" connection manager",
+        field: ".server_name",
+        istiod: "\"envoy\"",
+        ours: "\"istio-envoy\"",
+    },
+    KnownDivergence {
+        goldens: "gateway-api/*",
+        place: "sidecar outbound \"0.0.0.0_80\" connection manager",
+        field: ".server_name",
+        istiod: "\"envoy\"",
+        ours: "\"istio-envoy\"",
+    },
+    // A pod's inbound route (listener_inbound.go, route.BuildDefaultHTTPInboundRoute):
+    // istiod retries a request whose connection to the app reset before
+    // the request was sent (`reset-before-request`, 2 retries), and
+    // honours a caller's `grpc-timeout` without a cap
+    // (`max_stream_duration: {max_stream_duration: 0s,
+    // grpc_timeout_header_max: 0s}`); the daemon's inbound listeners
+    // (src/daemon.rs, `render`) have neither.
+    KnownDivergence {
+        goldens: "*",
+        place: "sidecar inbound \"0.0.0.0_8080\" connection manager virtual host 0",
+        field: ".host.routes[0].action.Route.retry_policy",
+        istiod: r#"{"host_selection_retry_max_attempts":1,"num_retries":2,"per_try_idle_timeout_ms":null,"per_try_timeout_ms":null,"retriable_status_codes":[],"retry_back_off_base_ms":null,"retry_back_off_max_ms":null,"retry_host_predicates":[],"retry_on":["reset-before-request"],"retry_priority":null,"unread":[]}"#,
+        ours: "null",
+    },
+    KnownDivergence {
+        goldens: "*",
+        place: "sidecar inbound \"0.0.0.0_8080\" connection manager virtual host 0",
+        field: ".host.routes[0].action.Route.max_stream_duration_ms",
+        istiod: "0",
+        ours: "null",
+    },
+    KnownDivergence {
+        goldens: "*",
+        place: "sidecar inbound \"0.0.0.0_8080\" connection manager virtual host 0",
+        field: ".host.routes[0].action.Route.grpc_timeout_header_max_ms",
+        istiod: "0",
+        ours: "null",
+    },
+    // The Gateway API form as istio/gateway-api/README.md says to apply it
+    // (istio/app without its gateway.yaml): istiod takes the VirtualServices
+    // `airport` and `cpanel` bound to the absent Istio Gateway and binds them
+    // nowhere; the local mesh refuses them. (The rest is compared without
+    // them: see run_golden.)
+    KnownDivergence {
+        goldens: "gateway-api/app",
+        place: "translation",
+        field: "the manifests",
+        istiod: "taken",
+        ours: "refused: VirtualService/airport: spec.gateways[0]: no Gateway airport-gateway among the manifests",
+    },
+    KnownDivergence {
+        goldens: "gateway-api/scenarios/*",
+        place: "translation",
+        field: "the manifests",
+        istiod: "taken",
+        ours: "refused: VirtualService/airport: spec.gateways[0]: no Gateway airport-gateway among the manifests",
+    },
+    // istio/gateway-api/plugins attach the plugins as TrafficExtensions too,
+    // which the local mesh refuses; nothing else of these two is compared.
+    KnownDivergence {
+        goldens: "gateway-api/plugins/canary-router",
+        place: "translation",
+        field: "the manifests",
+        istiod: "taken",
+        ours: "refused: TrafficExtension/canary-router: kind TrafficExtension is not supported by the local mesh",
+    },
+    KnownDivergence {
+        goldens: "gateway-api/plugins/fault-injector",
+        place: "translation",
+        field: "the manifests",
+        istiod: "taken",
+        ours: "refused: TrafficExtension/fault-injector-image-analysis: kind TrafficExtension is not supported by the local mesh",
+    },
 ];
 
 /// One field that differs.
@@ -158,13 +289,26 @@ fn istio_dir() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("..")
 }
 
-/// Every golden: `app`, `scenarios/<name>`, `plugins/<name>`.
+/// Every golden: `app`, `scenarios/<name>`, `plugins/<name>` and, when
+/// istio/gateway-api exists, `gateway-api/<name>`.
 fn goldens() -> Vec<(String, Value)> {
     let testdata = istio_dir().join("oracle/testdata");
     let mut out = vec![("app".to_string(), testdata.join("app.json"))];
-    for folder in ["scenarios", "plugins"] {
-        let mut files: Vec<PathBuf> = std::fs::read_dir(testdata.join(folder))
-            .unwrap()
+    let gateway_api = testdata.join("gateway-api/app.json");
+    if gateway_api.exists() {
+        out.push(("gateway-api/app".to_string(), gateway_api));
+    }
+    for folder in [
+        "scenarios",
+        "plugins",
+        "gateway-api/scenarios",
+        "gateway-api/plugins",
+    ] {
+        let Ok(entries) = std::fs::read_dir(testdata.join(folder)) else {
+            assert!(folder.starts_with("gateway-api"), "no testdata/{folder}");
+            continue;
+        };
+        let mut files: Vec<PathBuf> = entries
             .map(|e| e.unwrap().path())
             .filter(|p| p.extension().is_some_and(|e| e == "json"))
             .collect();
@@ -184,7 +328,8 @@ fn goldens() -> Vec<(String, Value)> {
 }
 
 /// The golden's input manifests (relative to istio/) in the order a
-/// cluster gets them: workloads, the app, then the scenario or plugin.
+/// cluster gets them: workloads, the app, then the scenario, plugin or
+/// Gateway API form.
 fn inputs(golden: &Value) -> Vec<String> {
     let mut files: Vec<String> = golden["inputs"]
         .as_object()
@@ -192,12 +337,14 @@ fn inputs(golden: &Value) -> Vec<String> {
         .keys()
         .cloned()
         .collect();
+    // The Gateway API form's own files (istio/gateway-api/*.yaml) come
+    // before its scenarios and plugins (one folder deeper).
     let rank = |f: &String| match f.split('/').next() {
         Some("workloads") => 0,
         Some("app") => 1,
         _ => 2,
     };
-    files.sort_by_key(|f| (rank(f), f.clone()));
+    files.sort_by_key(|f| (rank(f), f.matches('/').count(), f.clone()));
     files
 }
 
@@ -211,23 +358,40 @@ fn documents(files: &[String]) -> Vec<Value> {
         .collect()
 }
 
-/// One workload per Deployment (its pods' `app` and `version` labels), on
-/// made-up ports: nothing is started.
+/// One workload per Deployment and Service selecting its pods (the
+/// Service's selector a subset of the pod labels, as the daemon matches
+/// them), on made-up ports: nothing is started. Each gets the pods'
+/// `version` label.
 fn workloads(documents: &[Value]) -> Vec<Workload> {
-    documents
+    let services: Vec<&Value> = documents
+        .iter()
+        .filter(|d| d["kind"] == "Service" && d["apiVersion"] == "v1")
+        .collect();
+    let mut out = Vec::new();
+    for (i, d) in documents
         .iter()
         .filter(|d| d["kind"] == "Deployment")
         .enumerate()
-        .map(|(i, d)| {
-            let labels = &d["spec"]["template"]["metadata"]["labels"];
-            Workload {
-                service: labels["app"].as_str().unwrap().to_string(),
-                namespace: d["metadata"]["namespace"].as_str().unwrap().to_string(),
-                version: labels["version"].as_str().unwrap().to_string(),
-                port: 20_000 + u16::try_from(i).unwrap(),
+    {
+        let namespace = d["metadata"]["namespace"].as_str().unwrap();
+        let labels = &d["spec"]["template"]["metadata"]["labels"];
+        for service in &services {
+            let selector = service["spec"]["selector"].as_object();
+            let selects = service["metadata"]["namespace"] == namespace
+                && selector.is_some_and(|s| {
+                    !s.is_empty() && s.iter().all(|(k, v)| labels.get(k) == Some(v))
+                });
+            if selects {
+                out.push(Workload {
+                    service: service["metadata"]["name"].as_str().unwrap().to_string(),
+                    namespace: namespace.to_string(),
+                    version: labels["version"].as_str().unwrap_or_default().to_string(),
+                    port: 20_000 + u16::try_from(i).unwrap(),
+                });
             }
-        })
-        .collect()
+        }
+    }
+    out
 }
 
 /// A WasmPlugin as the goldens name its filter
@@ -246,10 +410,31 @@ const ISTIO_ONLY_FILTERS: &[&str] = &[
     "envoy.filters.http.cors",
 ];
 
+const FAULT_FILTER: &str = "envoy.filters.http.fault";
+
+/// Connection manager fields set aside by `hcm-telemetry-and-discovery`
+/// (and the HTTP filters, compared by their order).
+const HCM_NOT_COMPARED: &[&str] = &[
+    "stat_prefix",
+    "tracing",
+    "request_id_extension",
+    "rds",
+    "route_config",
+    "forward_client_cert_details",
+    "set_current_client_cert_details",
+    "access_log",
+    "http_filters",
+    "@type",
+];
+
 struct Run {
     golden: String,
     differences: Vec<Difference>,
     used: BTreeSet<&'static str>,
+    /// Whether the local mesh translated the manifests (with, if need be,
+    /// what istiod leaves inert taken out): otherwise only the refusal is
+    /// compared.
+    translated: bool,
 }
 
 impl Run {
@@ -261,24 +446,44 @@ impl Run {
         self.used.insert(id);
     }
 
-    fn diff(
-        &mut self,
-        place: &str,
-        istiod: &BTreeMap<String, String>,
-        ours: &BTreeMap<String, String>,
-    ) {
-        let keys: BTreeSet<&String> = istiod.keys().chain(ours.keys()).collect();
-        for key in keys {
-            let (a, b) = (istiod.get(key), ours.get(key));
-            if a != b {
+    /// Records every difference between two views (anything
+    /// serializable: compared as JSON). Objects are compared key by key and
+    /// lists of the same length item by item; anything else that differs
+    /// (a value, an absent or extra part, lists of different lengths) is one
+    /// difference, its two sides printed whole.
+    fn diff(&mut self, place: &str, istiod: &impl Serialize, ours: &impl Serialize) {
+        let (a, b) = (
+            serde_json::to_value(istiod).unwrap(),
+            serde_json::to_value(ours).unwrap(),
+        );
+        self.diff_values(place, "", Some(&a), Some(&b));
+    }
+
+    fn diff_values(&mut self, place: &str, path: &str, a: Option<&Value>, b: Option<&Value>) {
+        match (a, b) {
+            (Some(Value::Object(a)), Some(Value::Object(b))) => {
+                let keys: BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+                for key in keys {
+                    self.diff_values(place, &format!("{path}.{key}"), a.get(key), b.get(key));
+                }
+            }
+            (Some(Value::Array(a)), Some(Value::Array(b))) if a.len() == b.len() => {
+                for (i, (a, b)) in a.iter().zip(b).enumerate() {
+                    self.diff_values(place, &format!("{path}[{i}]"), Some(a), Some(b));
+                }
+            }
+            (a, b) if a != b => {
+                let show =
+                    |v: Option<&Value>| v.map_or_else(|| "(absent)".to_string(), Value::to_string);
                 self.differences.push(Difference {
                     golden: self.golden.clone(),
                     place: place.to_string(),
-                    field: key.clone(),
-                    istiod: a.cloned().unwrap_or_else(|| "(absent)".into()),
-                    ours: b.cloned().unwrap_or_else(|| "(absent)".into()),
+                    field: path.to_string(),
+                    istiod: show(a),
+                    ours: show(b),
                 });
             }
+            _ => {}
         }
     }
 
@@ -291,10 +496,54 @@ impl Run {
             ours: if in_istiod { "(absent)" } else { "present" }.into(),
         });
     }
+
+    /// Compares two connection managers' options: the view, and every
+    /// field no view reads (a field set on one side only is a difference
+    /// unless set aside by `hcm-telemetry-and-discovery`).
+    fn diff_connection_managers(&mut self, place: &str, istiod: &Value, ours: &Value) {
+        if [
+            "tracing",
+            "request_id_extension",
+            "rds",
+            "forward_client_cert_details",
+        ]
+        .iter()
+        .any(|f| field(istiod, f).is_some())
+            || field(ours, "access_log").is_some()
+        {
+            self.intended("hcm-telemetry-and-discovery");
+        }
+        self.diff(
+            place,
+            &connection_manager_view(istiod),
+            &connection_manager_view(ours),
+        );
+        // A field no view reads: its value, on either side.
+        let unread = |hcm: &Value| -> BTreeMap<String, Value> {
+            unread_fields(hcm, CONNECTION_MANAGER_FIELDS)
+                .into_iter()
+                .filter(|f| !HCM_NOT_COMPARED.contains(&f.as_str()))
+                .map(|f| {
+                    let value = f
+                        .split('.')
+                        .try_fold(hcm, |v, part| field(v, part))
+                        .cloned()
+                        .unwrap_or(Value::Null);
+                    (format!("{f} (no view reads it)"), value)
+                })
+                .collect()
+        };
+        self.diff(place, &unread(istiod), &unread(ours));
+    }
 }
 
 fn array(value: Option<&Value>) -> impl Iterator<Item = &Value> {
     value.and_then(Value::as_array).into_iter().flatten()
+}
+
+/// A listener's connection manager's config.
+fn hcm_of(listener: &Value) -> &Value {
+    &listener["filter_chains"][0]["filters"][0]["typed_config"]
 }
 
 /// The local mesh's listener `name`, its connection manager's config.
@@ -305,25 +554,67 @@ fn our_hcm<'a>(translation: &'a Translation, name: &str) -> &'a Value {
         .iter()
         .find(|l| l["name"] == name)
         .unwrap_or_else(|| panic!("no listener {name}"));
-    &listener["filter_chains"][0]["filters"][0]["typed_config"]
+    hcm_of(listener)
 }
 
-fn our_filter_names(translation: &Translation, listener: &str) -> Vec<String> {
-    array(our_hcm(translation, listener).get("http_filters"))
+fn filter_names(hcm: &Value) -> Vec<String> {
+    array(hcm.get("http_filters"))
         .map(|f| f["name"].as_str().unwrap().to_string())
         .collect()
 }
 
+/// A pod's sidecar, inbound side, as the daemon builds it
+/// (src/daemon.rs, `render`: one listener in front of the pod, every path
+/// to the pod with no route timeout, its SERVER-mode plugins, Istio's
+/// inbound connection manager defaults). The daemon is not part of the
+/// library; this mirrors it.
+fn our_inbound_listener(pod: &str, plugins: Vec<HttpFilter>) -> Value {
+    let cluster = format!("inbound|{pod}");
+    let mut listener = Listener::new(format!("inbound-{pod}"))
+        .port(1)
+        .stat_prefix(format!("inbound_{}", pod.replace('-', "_")))
+        .virtual_host(
+            VirtualHost::new("inbound").domains(["*"]).route(
+                Route::new(RouteMatch::prefix("/"), RouteAction::cluster(&cluster))
+                    .timeout(Duration::ZERO),
+            ),
+        );
+    for filter in plugins {
+        listener = listener.filter(filter);
+    }
+    let bootstrap = Bootstrap::new()
+        .listener(listener)
+        .cluster(Cluster::new(cluster, 2))
+        .to_json();
+    let mut listener = bootstrap["static_resources"]["listeners"][0].clone();
+    istio_connection_manager(&mut listener, ListenerClass::SidecarInbound);
+    listener
+}
+
+/// The translation of the golden's manifests, or what the local mesh
+/// refuses (a difference: istiod took them).
 fn translate_with(
+    run: &mut Run,
     documents: &[Value],
     workloads: &[Workload],
     plugins: &BTreeMap<String, Vec<HttpFilter>>,
-) -> Translation {
-    translate(documents, workloads, 0, &BTreeMap::new(), plugins)
-        .unwrap_or_else(|e| panic!("the local mesh refuses manifests istiod takes: {e}"))
+) -> Option<Translation> {
+    match translate(documents, workloads, 0, &BTreeMap::new(), plugins) {
+        Ok(translation) => Some(translation),
+        Err(error) => {
+            run.differences.push(Difference {
+                golden: run.golden.clone(),
+                place: "translation".into(),
+                field: "the manifests".into(),
+                istiod: "taken".into(),
+                ours: format!("refused: {error}"),
+            });
+            None
+        }
+    }
 }
 
-fn compare_routes(run: &mut Run, golden: &Value, ours: &Translation) {
+fn compare_gateway_routes(run: &mut Run, golden: &Value, ours: &Translation) {
     // The gateway: virtual hosts by domains.
     let mut istiod_hosts = BTreeMap::new();
     for config in array(golden.get("gatewayRoutes")) {
@@ -347,8 +638,12 @@ fn compare_routes(run: &mut Run, golden: &Value, ours: &Translation) {
             istiod_hosts.insert(domains, virtual_host_view(host));
         }
     }
+    let Some(gateway) = &ours.listeners.gateway else {
+        run.missing("gateway", "listener", true);
+        return;
+    };
     let mut our_hosts = BTreeMap::new();
-    for host in array(our_hcm(ours, "gateway")["route_config"].get("virtual_hosts")) {
+    for host in array(our_hcm(ours, gateway)["route_config"].get("virtual_hosts")) {
         let domains: BTreeSet<String> = array(host.get("domains"))
             .map(|d| d.as_str().unwrap().to_string())
             .filter(|d| !d.ends_with(":*"))
@@ -359,52 +654,92 @@ fn compare_routes(run: &mut Run, golden: &Value, ours: &Translation) {
     for key in keys {
         let place = format!("gateway virtual host {key:?}");
         match (istiod_hosts.get(key), our_hosts.get(key)) {
-            (Some(a), Some(b)) => run.diff(&place, &flatten("", a), &flatten("", b)),
+            (Some(a), Some(b)) => run.diff(&place, a, b),
             (a, _) => run.missing(&place, "virtual host", a.is_some()),
-        }
-    }
-
-    // The control panel's sidecar: a virtual host per Service, against the
-    // local mesh's listener for that Service.
-    let mut seen = BTreeSet::new();
-    for config in array(golden.get("sidecarRoutes")) {
-        for host in array(field(config, "virtual_hosts")) {
-            let name = field(host, "name").and_then(Value::as_str).unwrap();
-            if name == "allow_any" {
-                run.intended("allow-any");
-                continue;
-            }
-            let fqdn = name.split(':').next().unwrap();
-            let key = fqdn.strip_suffix(".svc.cluster.local").unwrap_or(fqdn);
-            run.intended("sidecar-domains");
-            let place = format!("sidecar virtual host {name}");
-            let Some(listener) = ours.listeners.services.get(key) else {
-                run.missing(&place, "listener for the Service", true);
-                continue;
-            };
-            seen.insert(key.to_string());
-            let our_hosts: Vec<&Value> =
-                array(our_hcm(ours, listener)["route_config"].get("virtual_hosts")).collect();
-            assert_eq!(our_hosts.len(), 1, "{listener}: one virtual host");
-            run.diff(
-                &place,
-                &flatten("", &virtual_host_view(host)),
-                &flatten("", &virtual_host_view(our_hosts[0])),
-            );
-        }
-    }
-    for key in ours.listeners.services.keys() {
-        if !seen.contains(key) {
-            run.missing(
-                &format!("sidecar listener for {key}"),
-                "virtual host",
-                false,
-            );
         }
     }
 }
 
+/// Every sidecar's outbound routes: a virtual host per Service, against
+/// the local mesh's listener for that Service.
+fn compare_sidecar_routes(run: &mut Run, golden: &Value, ours: &Translation) {
+    let gateway_services = gateway_deployment_services(golden);
+    let deployments: BTreeSet<&String> =
+        golden["sidecarHTTP"].as_object().unwrap().keys().collect();
+    let mut with_routes = BTreeSet::new();
+    for set in array(golden.get("sidecarRoutes")) {
+        let mut seen = BTreeSet::new();
+        for deployment in array(set.get("deployments")) {
+            assert!(
+                with_routes.insert(deployment.as_str().unwrap().to_string()),
+                "{}: {deployment} in two route sets",
+                run.golden
+            );
+        }
+        for config in array(set.get("routes")) {
+            for host in array(field(config, "virtual_hosts")) {
+                let name = field(host, "name").and_then(Value::as_str).unwrap();
+                if name == "allow_any" {
+                    run.intended("allow-any");
+                    continue;
+                }
+                let fqdn = name.split(':').next().unwrap();
+                let key = fqdn.strip_suffix(".svc.cluster.local").unwrap_or(fqdn);
+                if gateway_services.contains(key) {
+                    run.intended("gateway-deployment-service");
+                    continue;
+                }
+                run.intended("sidecar-domains");
+                let place = format!("sidecar virtual host {name}");
+                let Some(listener) = ours.listeners.services.get(key) else {
+                    run.missing(&place, "listener for the Service", true);
+                    continue;
+                };
+                seen.insert(key.to_string());
+                let our_hosts: Vec<&Value> =
+                    array(our_hcm(ours, listener)["route_config"].get("virtual_hosts")).collect();
+                assert_eq!(our_hosts.len(), 1, "{listener}: one virtual host");
+                run.diff(
+                    &place,
+                    &virtual_host_view(host),
+                    &virtual_host_view(our_hosts[0]),
+                );
+            }
+        }
+        for key in ours.listeners.services.keys() {
+            if !seen.contains(key) {
+                run.missing(
+                    &format!("sidecar listener for {key}"),
+                    "virtual host",
+                    false,
+                );
+            }
+        }
+    }
+    let with_routes: BTreeSet<&String> = with_routes.iter().collect();
+    assert_eq!(
+        with_routes, deployments,
+        "{}: every Deployment's sidecar has its route set",
+        run.golden
+    );
+}
+
+/// The Services istiod's gateway deployment makes for the golden's
+/// Gateway API Gateways, as `name.namespace`.
+fn gateway_deployment_services(golden: &Value) -> BTreeSet<String> {
+    array(golden.get("gatewayAPIConfigs"))
+        .filter_map(|c| c["annotations"]["internal.istio.io/gateway-service"].as_str())
+        .flat_map(|list| list.split(','))
+        .map(|host| {
+            host.strip_suffix(".svc.cluster.local")
+                .unwrap_or(host)
+                .to_string()
+        })
+        .collect()
+}
+
 fn compare_clusters(run: &mut Run, golden: &Value, ours: &Translation) {
+    let gateway_services = gateway_deployment_services(golden);
     let (list, _) = ours.resources();
     let our_clusters: BTreeMap<String, &Value> = list
         .iter()
@@ -417,6 +752,13 @@ fn compare_clusters(run: &mut Run, golden: &Value, ours: &Translation) {
         if name != istio_name {
             run.intended("cluster-names");
         }
+        if name
+            .strip_prefix("outbound|")
+            .is_some_and(|service| gateway_services.contains(service))
+        {
+            run.intended("gateway-deployment-service");
+            continue;
+        }
         if field(cluster, "type").and_then(Value::as_str) == Some("EDS") {
             run.intended("cluster-discovery");
         }
@@ -424,11 +766,7 @@ fn compare_clusters(run: &mut Run, golden: &Value, ours: &Translation) {
         match our_clusters.get(&name) {
             Some(our) => {
                 seen.insert(name.clone());
-                run.diff(
-                    &place,
-                    &flatten("", &cluster_view(cluster)),
-                    &flatten("", &cluster_view(our)),
-                );
+                run.diff(&place, &cluster_view(cluster), &cluster_view(our));
             }
             None => run.missing(&place, "cluster", true),
         }
@@ -440,7 +778,24 @@ fn compare_clusters(run: &mut Run, golden: &Value, ours: &Translation) {
     }
 }
 
-fn compare_connection_manager(run: &mut Run, golden: &Value, ours: &Translation) {
+/// Which of a sidecar's inbound chains is the plaintext one for a Service
+/// port (not a passthrough or mTLS chain), setting the others aside.
+fn is_plaintext_service_chain(run: &mut Run, chain: &Value) -> bool {
+    if chain["filterChain"]
+        .as_str()
+        .is_some_and(|n| n.starts_with("virtualInbound-catchall"))
+    {
+        run.intended("inbound-passthrough");
+        return false;
+    }
+    if chain["transportProtocol"] == "tls" {
+        run.intended("inbound-mtls");
+        return false;
+    }
+    true
+}
+
+fn compare_connection_managers(run: &mut Run, golden: &Value, ours: &Translation) {
     let chains: Vec<&Value> = array(golden.get("gatewayHTTP")).collect();
     assert_eq!(
         chains.len(),
@@ -448,23 +803,94 @@ fn compare_connection_manager(run: &mut Run, golden: &Value, ours: &Translation)
         "{}: the gateway has one HTTP chain",
         run.golden
     );
-    let options = &chains[0]["options"];
-    if [
-        "tracing",
-        "request_id_extension",
-        "rds",
-        "forward_client_cert_details",
-    ]
-    .iter()
-    .any(|f| field(options, f).is_some())
-    {
-        run.intended("hcm-telemetry-and-discovery");
+    if let Some(gateway) = &ours.listeners.gateway {
+        run.diff_connection_managers(
+            "gateway connection manager",
+            &chains[0]["options"],
+            our_hcm(ours, gateway),
+        );
     }
-    run.diff(
-        "gateway connection manager",
-        &flatten("", &connection_manager_view(options)),
-        &flatten("", &connection_manager_view(our_hcm(ours, "gateway"))),
-    );
+
+    // Every sidecar's outbound chains, against every Service listener of
+    // the local mesh (each plays a caller's sidecar for its Service); its
+    // plaintext inbound chain against a pod's inbound listener, routes
+    // included.
+    let inbound = our_inbound_listener("pod", Vec::new());
+    for chains in golden["sidecarHTTP"].as_object().unwrap().values() {
+        for chain in array(Some(chains)) {
+            let options = &chain["options"];
+            if chain["listener"] != "virtualInbound" {
+                for listener in ours.listeners.services.values() {
+                    run.diff_connection_managers(
+                        &format!("sidecar outbound {} connection manager", chain["listener"]),
+                        options,
+                        our_hcm(ours, listener),
+                    );
+                }
+                continue;
+            }
+            if !is_plaintext_service_chain(run, chain) {
+                continue;
+            }
+            let place = format!(
+                "sidecar inbound {} connection manager",
+                chain["filterChain"]
+            );
+            run.diff_connection_managers(&place, options, hcm_of(&inbound));
+            compare_inbound_routes(run, &place, options, hcm_of(&inbound));
+        }
+    }
+}
+
+/// An inbound chain's inline routes against the local mesh's inbound
+/// listener's, names and clusters aside (`inbound-route-identity`).
+fn compare_inbound_routes(run: &mut Run, place: &str, istiod: &Value, ours: &Value) {
+    let hosts = |hcm: &Value| -> Vec<Value> {
+        array(field(hcm, "route_config").and_then(|r| field(r, "virtual_hosts")))
+            .map(|host| {
+                let mut host = host.clone();
+                let routes: Vec<Value> = array(field(&host, "routes"))
+                    .map(|route| {
+                        let mut route = route.clone();
+                        let object = route.as_object_mut().unwrap();
+                        object.remove("name");
+                        for key in ["metadata", "decorator"] {
+                            object.remove(key);
+                        }
+                        if let Some(action) = object.get_mut("route") {
+                            action["cluster"] = json!("inbound|(the pod)");
+                        }
+                        route
+                    })
+                    .collect();
+                let object = host.as_object_mut().unwrap();
+                object.remove("name");
+                object.insert("routes".into(), Value::Array(routes));
+                host
+            })
+            .collect()
+    };
+    let (a, b) = (hosts(istiod), hosts(ours));
+    if field(istiod, "route_config").is_some() {
+        run.intended("inbound-route-identity");
+    }
+    if a.len() != b.len() {
+        run.missing(
+            &format!("{place} routes"),
+            "virtual hosts",
+            a.len() > b.len(),
+        );
+        return;
+    }
+    for (i, (a, b)) in a.iter().zip(&b).enumerate() {
+        let domains = |h: &Value| -> BTreeSet<String> {
+            array(field(h, "domains"))
+                .map(|d| d.as_str().unwrap().to_string())
+                .collect()
+        };
+        let view = |h: &Value| json!({"domains": domains(h), "host": virtual_host_view(h)});
+        run.diff(&format!("{place} virtual host {i}"), &view(a), &view(b));
+    }
 }
 
 /// The golden's HTTP filter names without Istio's own, WasmPlugins by label.
@@ -491,16 +917,9 @@ fn stand_in(label: &str) -> HttpFilter {
     }))
 }
 
-fn compare_filter_order(
-    run: &mut Run,
-    golden: &Value,
-    documents: &[Value],
-    workloads: &[Workload],
-) {
-    // The gateway's chain.
-    let chains: Vec<&Value> = array(golden.get("gatewayHTTP")).collect();
-    let expected = istiod_filter_order(run, &chains[0]["httpFilters"]);
-    let plugins: Vec<HttpFilter> = expected
+/// The stand-ins for the WasmPlugins among `names`.
+fn plugins_of(run: &mut Run, names: &[String]) -> Vec<HttpFilter> {
+    let plugins: Vec<HttpFilter> = names
         .iter()
         .filter(|n| n.starts_with("wasm plugin "))
         .map(|n| stand_in(n))
@@ -508,61 +927,140 @@ fn compare_filter_order(
     if !plugins.is_empty() {
         run.intended("plugin-placement");
     }
-    let translation = translate_with(
-        documents,
-        workloads,
-        &BTreeMap::from([(GATEWAY.to_string(), plugins)]),
-    );
-    let ours = our_filter_names(&translation, "gateway");
-    run.diff(
-        "gateway HTTP filters",
-        &flatten("", &expected),
-        &flatten("", &ours),
-    );
+    plugins
+}
 
-    // Each Deployment's outbound chain, against a Service listener of the
+fn compare_filter_order(
+    run: &mut Run,
+    golden: &Value,
+    documents: &[Value],
+    workloads: &[Workload],
+    service: &str,
+) {
+    // The gateway's chain.
+    let chains: Vec<&Value> = array(golden.get("gatewayHTTP")).collect();
+    let expected = istiod_filter_order(run, &chains[0]["httpFilters"]);
+    let plugins = plugins_of(run, &expected);
+    let gateway = BTreeMap::from([(GATEWAY.to_string(), plugins)]);
+    if let Some(translation) = translate_with(run, documents, workloads, &gateway)
+        && let Some(listener) = &translation.listeners.gateway
+    {
+        run.diff(
+            "gateway HTTP filters",
+            &expected,
+            &filter_names(our_hcm(&translation, listener)),
+        );
+    }
+
+    // Each Deployment's outbound chains, against a Service listener of the
     // local mesh given the same plugins (which listener does not matter to
-    // the order: see plugin-placement).
-    let service = translation
-        .listeners
-        .services
-        .keys()
-        .next()
-        .unwrap()
-        .clone();
-    let outbound: BTreeMap<&String, &Value> = golden["sidecarHTTPFilters"]
-        .as_object()
-        .unwrap()
-        .iter()
-        .collect();
-    for (deployment, chains) in outbound {
+    // the order: see plugin-placement), and its plaintext inbound chain
+    // against a pod's inbound listener given them.
+    let sidecars: BTreeMap<&String, &Value> =
+        golden["sidecarHTTP"].as_object().unwrap().iter().collect();
+    for (deployment, chains) in sidecars {
         for chain in array(Some(chains)) {
-            if chain["listener"] == "virtualInbound" {
-                run.intended("sidecar-inbound-chains");
+            let inbound = chain["listener"] == "virtualInbound";
+            if inbound && !is_plaintext_service_chain(run, chain) {
                 continue;
             }
-            let expected = istiod_filter_order(run, &chain["httpFilters"]);
-            let plugins: Vec<HttpFilter> = expected
-                .iter()
-                .filter(|n| n.starts_with("wasm plugin "))
-                .map(|n| stand_in(n))
-                .collect();
-            if !plugins.is_empty() {
-                run.intended("plugin-placement");
+            let mut expected = istiod_filter_order(run, &chain["httpFilters"]);
+            if inbound && expected.iter().any(|n| n == FAULT_FILTER) {
+                run.intended("inbound-fault-filter");
+                expected.retain(|n| n != FAULT_FILTER);
             }
-            let translation = translate_with(
-                documents,
-                workloads,
-                &BTreeMap::from([(service.clone(), plugins)]),
-            );
-            let listener = &translation.listeners.services[&service];
+            let plugins = plugins_of(run, &expected);
+            let ours = if inbound {
+                filter_names(hcm_of(&our_inbound_listener(deployment, plugins)))
+            } else {
+                let Some(translation) = translate_with(
+                    run,
+                    documents,
+                    workloads,
+                    &BTreeMap::from([(service.to_string(), plugins)]),
+                ) else {
+                    continue;
+                };
+                let listener = &translation.listeners.services[service];
+                filter_names(our_hcm(&translation, listener))
+            };
+            let side = if inbound { "inbound" } else { "outbound" };
             run.diff(
-                &format!("sidecar {deployment} {} HTTP filters", chain["listener"]),
-                &flatten("", &expected),
-                &flatten("", &our_filter_names(&translation, listener)),
+                &format!(
+                    "sidecar {deployment} {side} {} HTTP filters",
+                    chain["filterChain"]
+                ),
+                &expected,
+                &ours,
             );
         }
     }
+}
+
+/// The documents with what istiod leaves inert taken out: references to
+/// Gateways that are not among them (istiod binds such a VirtualService
+/// nowhere there), and a VirtualService left with no gateway at all (its
+/// empty list would mean the sidecars, which it was not bound to). None
+/// when there is no such reference.
+fn without_missing_gateways(documents: &[Value]) -> Option<Vec<Value>> {
+    let gateways: BTreeSet<(String, String)> = documents
+        .iter()
+        .filter(|d| {
+            d["kind"] == "Gateway"
+                && d["apiVersion"]
+                    .as_str()
+                    .is_some_and(|v| v.starts_with("networking.istio.io/"))
+        })
+        .map(|d| {
+            (
+                d["metadata"]["namespace"]
+                    .as_str()
+                    .unwrap_or("default")
+                    .to_string(),
+                d["metadata"]["name"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string(),
+            )
+        })
+        .collect();
+    let mut changed = false;
+    let mut out = Vec::new();
+    for document in documents {
+        let Some(list) = document["spec"]["gateways"]
+            .as_array()
+            .filter(|_| document["kind"] == "VirtualService")
+        else {
+            out.push(document.clone());
+            continue;
+        };
+        let namespace = document["metadata"]["namespace"]
+            .as_str()
+            .unwrap_or("default");
+        let kept: Vec<Value> = list
+            .iter()
+            .filter(|g| {
+                let reference = g.as_str().unwrap_or_default();
+                if reference == "mesh" {
+                    return true;
+                }
+                let (ns, name) = reference.split_once('/').unwrap_or((namespace, reference));
+                gateways.contains(&(ns.to_string(), name.to_string()))
+            })
+            .cloned()
+            .collect();
+        if kept.len() == list.len() {
+            out.push(document.clone());
+            continue;
+        }
+        changed = true;
+        if !kept.is_empty() {
+            let mut document = document.clone();
+            document["spec"]["gateways"] = Value::Array(kept);
+            out.push(document);
+        }
+    }
+    changed.then_some(out)
 }
 
 fn run_golden(name: &str, golden: &Value) -> Run {
@@ -570,35 +1068,80 @@ fn run_golden(name: &str, golden: &Value) -> Run {
         golden: name.to_string(),
         differences: Vec::new(),
         used: BTreeSet::new(),
+        translated: false,
     };
-    let documents = documents(&inputs(golden));
+    let mut documents = documents(&inputs(golden));
     let workloads = workloads(&documents);
-    let translation = translate_with(&documents, &workloads, &BTreeMap::new());
-    compare_routes(&mut run, golden, &translation);
-    compare_clusters(&mut run, golden, &translation);
-    compare_connection_manager(&mut run, golden, &translation);
-    compare_filter_order(&mut run, golden, &documents, &workloads);
+    let mut translation = translate_with(&mut run, &documents, &workloads, &BTreeMap::new());
+    if translation.is_none() {
+        // A refusal is a difference (recorded); the rest is still compared
+        // on what istiod makes of the manifests when it can be said
+        // without the refused part: a VirtualService bound to a Gateway
+        // that does not exist binds nowhere in istiod.
+        if let Some(kept) = without_missing_gateways(&documents) {
+            documents = kept;
+            translation = translate(
+                &documents,
+                &workloads,
+                0,
+                &BTreeMap::new(),
+                &BTreeMap::new(),
+            )
+            .ok();
+        }
+    }
+    if let Some(translation) = translation {
+        run.translated = true;
+        compare_gateway_routes(&mut run, golden, &translation);
+        compare_sidecar_routes(&mut run, golden, &translation);
+        compare_clusters(&mut run, golden, &translation);
+        compare_connection_managers(&mut run, golden, &translation);
+        let service = translation
+            .listeners
+            .services
+            .keys()
+            .next()
+            .unwrap()
+            .clone();
+        compare_filter_order(&mut run, golden, &documents, &workloads, &service);
+    }
+    // The same difference on several sidecars, or against several of the
+    // local mesh's Service listeners, is one difference.
+    run.differences.sort();
+    run.differences.dedup();
     run
 }
 
+/// Whether a golden's name matches a [`KnownDivergence`]'s `goldens`: `*`
+/// (every golden), `<folder>/*` (every golden under it) or the name.
+fn golden_matches(pattern: &str, golden: &str) -> bool {
+    match pattern.strip_suffix('*') {
+        Some(prefix) => golden.starts_with(prefix),
+        None => pattern == golden,
+    }
+}
+
 fn matches(known: &KnownDivergence, difference: &Difference) -> bool {
-    (known.goldens == "*" || known.goldens == difference.golden)
+    golden_matches(known.goldens, &difference.golden)
         && difference.place == known.place
         && difference.field == known.field
         && known.istiod == difference.istiod
         && known.ours == difference.ours
 }
-
 #[test]
 fn the_local_mesh_translates_as_istiod_does() {
     let goldens = goldens();
     assert!(goldens.len() > 15, "goldens: {}", goldens.len());
     let mut differences = Vec::new();
     let mut used = BTreeSet::new();
+    let mut translated = BTreeSet::new();
     for (name, golden) in &goldens {
         let run = run_golden(name, golden);
         differences.extend(run.differences);
         used.extend(run.used);
+        if run.translated {
+            translated.insert(name.as_str());
+        }
     }
     let mut report = Vec::new();
     for difference in &differences {
@@ -619,11 +1162,14 @@ fn the_local_mesh_translates_as_istiod_does() {
             .filter(|d| matches(known, d))
             .map(|d| d.golden.as_str())
             .collect();
-        let want: BTreeSet<&str> = if known.goldens == "*" {
-            goldens.iter().map(|(n, _)| n.as_str()).collect()
-        } else {
-            BTreeSet::from([known.goldens])
-        };
+        // A golden the local mesh refused outright compares nothing but
+        // the refusal.
+        let want: BTreeSet<&str> = goldens
+            .iter()
+            .map(|(n, _)| n.as_str())
+            .filter(|n| golden_matches(known.goldens, n))
+            .filter(|n| known.place == "translation" || translated.contains(n))
+            .collect();
         if hits != want {
             report.push(format!(
                 "KNOWN_DIVERGENCE {} (istiod {}, local mesh {}) is no longer exact: it differs in {hits:?}, listed for {want:?}; fix the list",

@@ -123,7 +123,66 @@ pub struct RouteView {
     /// Header operations, `name=value (append action)` and `-name`.
     pub request_headers: Vec<String>,
     pub response_headers: Vec<String>,
+    /// Fields of the route no view reads ([`ROUTE_FIELDS`]).
+    pub unread: Vec<String>,
 }
+
+/// The route fields [`route_view`] reads (`metadata` and `decorator` only
+/// feed telemetry: set aside by oracle_parity's `route-telemetry`).
+pub const ROUTE_FIELDS: &[&str] = &[
+    "name",
+    "match",
+    "route",
+    "redirect",
+    "direct_response",
+    "typed_per_filter_config",
+    "request_headers_to_add",
+    "request_headers_to_remove",
+    "response_headers_to_add",
+    "response_headers_to_remove",
+    "metadata",
+    "decorator",
+];
+
+/// The match fields [`match_view`] reads.
+pub const MATCH_FIELDS: &[&str] = &[
+    "prefix",
+    "path",
+    "safe_regex",
+    "path_separated_prefix",
+    "case_sensitive",
+    "headers",
+    "query_parameters",
+];
+
+/// The route action fields [`route_action_view`] reads.
+pub const ROUTE_ACTION_FIELDS: &[&str] = &[
+    "cluster",
+    "weighted_clusters",
+    "timeout",
+    "max_grpc_timeout",
+    "max_stream_duration",
+    "prefix_rewrite",
+    "regex_rewrite",
+    "host_rewrite_literal",
+    "retry_policy",
+    "request_mirror_policies",
+    "hash_policy",
+    "cluster_not_found_response_code",
+];
+
+/// The retry policy fields [`retry_view`] reads.
+pub const RETRY_FIELDS: &[&str] = &[
+    "retry_on",
+    "num_retries",
+    "retriable_status_codes",
+    "per_try_timeout",
+    "per_try_idle_timeout",
+    "retry_host_predicate",
+    "host_selection_retry_max_attempts",
+    "retry_back_off",
+    "retry_priority",
+];
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct MatchView {
@@ -133,6 +192,7 @@ pub struct MatchView {
     pub case_sensitive: bool,
     pub headers: Vec<String>,
     pub query_parameters: Vec<String>,
+    pub unread: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -158,6 +218,15 @@ pub struct RouteActionView {
     pub retry_policy: Option<RetryView>,
     pub request_mirror_policies: Vec<MirrorView>,
     pub hash_policy: Vec<String>,
+    /// `max_stream_duration`'s fields, milliseconds: the stream's own
+    /// limit, and how far a caller's `grpc-timeout` is honoured (absent:
+    /// not at all; 0: without a cap).
+    pub max_stream_duration_ms: Option<u64>,
+    pub grpc_timeout_header_max_ms: Option<u64>,
+    /// What Envoy answers when the cluster does not exist; Envoy's default
+    /// is 503.
+    pub cluster_not_found_response_code: String,
+    pub unread: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -175,6 +244,7 @@ pub struct RetryView {
     pub retry_back_off_base_ms: Option<u64>,
     pub retry_back_off_max_ms: Option<u64>,
     pub retry_priority: Option<String>,
+    pub unread: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -273,6 +343,7 @@ fn match_view(m: &Value) -> MatchView {
         case_sensitive: flag(m, "case_sensitive").unwrap_or(true),
         headers: list("headers", header_matcher),
         query_parameters: list("query_parameters", query_matcher),
+        unread: unread_fields(m, MATCH_FIELDS),
     }
 }
 
@@ -333,6 +404,7 @@ fn retry_view(policy: &Value) -> RetryView {
         retry_back_off_base_ms: back_off.and_then(|b| duration(b, "base_interval")),
         retry_back_off_max_ms: back_off.and_then(|b| duration(b, "max_interval")),
         retry_priority: field(policy, "retry_priority").and_then(|p| text(p, "name")),
+        unread: unread_fields(policy, RETRY_FIELDS),
     }
 }
 
@@ -427,6 +499,13 @@ fn route_action_view(action: &Value) -> RouteActionView {
             .flatten()
             .map(hash_view)
             .collect(),
+        max_stream_duration_ms: field(action, "max_stream_duration")
+            .and_then(|d| duration(d, "max_stream_duration")),
+        grpc_timeout_header_max_ms: field(action, "max_stream_duration")
+            .and_then(|d| duration(d, "grpc_timeout_header_max")),
+        cluster_not_found_response_code: text(action, "cluster_not_found_response_code")
+            .unwrap_or_else(|| "SERVICE_UNAVAILABLE".into()),
+        unread: unread_fields(action, ROUTE_ACTION_FIELDS),
     }
 }
 
@@ -479,6 +558,7 @@ pub fn route_view(route: &Value) -> RouteView {
             "response_headers_to_add",
             "response_headers_to_remove",
         ),
+        unread: unread_fields(route, ROUTE_FIELDS),
     }
 }
 
@@ -489,7 +569,19 @@ pub struct VirtualHostView {
     pub include_attempt_count_in_response: bool,
     pub retry_policy: Option<RetryView>,
     pub routes: Vec<RouteView>,
+    pub unread: Vec<String>,
 }
+
+/// The virtual host fields [`virtual_host_view`] reads (`name` and
+/// `domains`: oracle_parity keys virtual hosts by them).
+pub const VIRTUAL_HOST_FIELDS: &[&str] = &[
+    "name",
+    "domains",
+    "routes",
+    "include_request_attempt_count",
+    "include_attempt_count_in_response",
+    "retry_policy",
+];
 
 pub fn virtual_host_view(host: &Value) -> VirtualHostView {
     VirtualHostView {
@@ -503,6 +595,7 @@ pub fn virtual_host_view(host: &Value) -> VirtualHostView {
             .flatten()
             .map(route_view)
             .collect(),
+        unread: unread_fields(host, VIRTUAL_HOST_FIELDS),
     }
 }
 
@@ -727,4 +820,74 @@ fn flatten_into(prefix: &str, value: &Value, out: &mut BTreeMap<String, String>)
             out.insert(prefix.to_string(), other.to_string());
         }
     }
+}
+
+/// The connection manager fields [`connection_manager_view`] reads, as
+/// dotted paths (`a.b`: only `b` of the object `a`).
+pub const CONNECTION_MANAGER_FIELDS: &[&str] = &[
+    "codec_type",
+    "normalize_path",
+    "merge_slashes",
+    "path_with_escaped_slashes_action",
+    "upgrade_configs",
+    "use_remote_address",
+    "xff_num_trusted_hops",
+    "skip_xff_append",
+    "stream_idle_timeout",
+    "request_timeout",
+    "server_name",
+    "server_header_transformation",
+    "proxy_100_continue",
+    "preserve_external_request_id",
+    "generate_request_id",
+    "max_request_headers_kb",
+    "common_http_protocol_options.idle_timeout",
+    "common_http_protocol_options.headers_with_underscores_action",
+    "http_protocol_options.accept_http_10",
+];
+
+/// The fields of `object` (whatever their spelling) that no path of `read`
+/// names, as dotted snake_case paths: what a view would silently ignore.
+pub fn unread_fields(object: &Value, read: &[&str]) -> Vec<String> {
+    let mut out = Vec::new();
+    let Some(map) = object.as_object() else {
+        return out;
+    };
+    for (key, value) in map {
+        let name = squash(key);
+        if read.iter().any(|r| squash(r) == name) {
+            continue;
+        }
+        let inner: Vec<&str> = read
+            .iter()
+            .filter_map(|r| r.split_once('.'))
+            .filter(|(head, _)| squash(head) == name)
+            .map(|(_, tail)| tail)
+            .collect();
+        if inner.is_empty() {
+            out.push(snake(key));
+        } else {
+            out.extend(
+                unread_fields(value, &inner)
+                    .into_iter()
+                    .map(|f| format!("{}.{f}", snake(key))),
+            );
+        }
+    }
+    out
+}
+
+/// protojson's `camelCase` as Envoy's `snake_case` (already snake_case
+/// names are unchanged).
+fn snake(name: &str) -> String {
+    let mut out = String::new();
+    for c in name.chars() {
+        if c.is_ascii_uppercase() {
+            out.push('_');
+            out.push(c.to_ascii_lowercase());
+        } else {
+            out.push(c);
+        }
+    }
+    out
 }
