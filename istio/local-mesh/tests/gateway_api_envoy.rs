@@ -53,8 +53,25 @@ impl Mesh {
     /// service and the control panel's pods as given (`["v1", "v2", "v2"]`:
     /// cpanel-v1, cpanel-v2, cpanel-v2-2).
     fn start(files: &[&str], yaml: &str, cpanel: &[&str]) -> Self {
+        Self::start_with(files, yaml, cpanel, &[])
+    }
+
+    /// As [`start`](Self::start), plus a v1 pod of each (service,
+    /// namespace) in `others`, named `<service>-<namespace>-v1`.
+    fn start_with(files: &[&str], yaml: &str, cpanel: &[&str], others: &[(&str, &str)]) -> Self {
         let mut upstreams = BTreeMap::new();
         let mut workloads = Vec::new();
+        for (service, namespace) in others {
+            let name = format!("{service}-{namespace}-v1");
+            let upstream = Upstream::start(&name).unwrap();
+            workloads.push(Workload {
+                service: (*service).into(),
+                namespace: (*namespace).into(),
+                version: "v1".into(),
+                port: upstream.port(),
+            });
+            upstreams.insert(name, upstream);
+        }
         let pods = APP_SERVICES
             .iter()
             .map(|s| (*s, "v1"))
@@ -565,5 +582,59 @@ spec:
     assert_eq!(
         mesh.answered_by("/collector/status", &[("host", "a.test.local")], 1),
         ["collector-v1"]
+    );
+}
+
+#[test]
+fn random_spreads_the_dashboard_over_every_pod() {
+    let mesh = Mesh::start(
+        &["gateway-api/scenarios/random.yaml"],
+        "",
+        &["v1", "v2", "v2", "v2"],
+    );
+    let answers = mesh.answered_by("/", &[], 400);
+    // Binomial(400, 1/4): sd 8.7; 57..=143 is 5 sd either side.
+    let v1 = count(&answers, "cpanel-v1");
+    assert!((57..=143).contains(&v1), "v1 answered {v1} of 400");
+}
+
+#[test]
+fn a_listener_open_to_all_namespaces_takes_routes_from_another() {
+    let yaml = "apiVersion: gateway.networking.k8s.io/v1
+kind: Gateway
+metadata: {name: airport-ingress, namespace: airport}
+spec:
+  gatewayClassName: istio
+  listeners:
+  - name: http
+    port: 80
+    protocol: HTTP
+    allowedRoutes: {namespaces: {from: All}}
+---
+apiVersion: gateway.networking.k8s.io/v1
+kind: HTTPRoute
+metadata: {name: team, namespace: team}
+spec:
+  parentRefs:
+  - {name: airport-ingress, namespace: airport}
+  hostnames: [team.local]
+  rules:
+  - backendRefs: [{name: board, port: 8080}]
+---
+apiVersion: v1
+kind: Service
+metadata: {name: board, namespace: team}
+spec:
+  selector: {app: board}
+  ports: [{name: http, port: 8080}]
+";
+    let mesh = Mesh::start_with(&[], yaml, &["v1"], &[("board", "team")]);
+    assert_eq!(
+        mesh.answered_by("/", &[("host", "team.local")], 3),
+        ["board-team-v1"; 3]
+    );
+    assert_eq!(
+        mesh.answered_by("/", &[("host", "airport.local")], 3),
+        ["cpanel-v1"; 3]
     );
 }

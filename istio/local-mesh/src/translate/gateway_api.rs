@@ -545,7 +545,9 @@ pub(crate) fn convert(documents: &[&Value], index: &Index) -> Result<Converted, 
 
     // (internal gateway, host) → the VirtualService's resource names and
     // routes, in route order (istiod merges by this key).
-    let mut merged: Vec<(VsKey, Vec<String>, Vec<HttpRoute>)> = Vec::new();
+    // With the namespace of the oldest route, which the merged
+    // VirtualService takes (`mergeHTTPRoutes` keeps the first one's meta).
+    let mut merged: Vec<(VsKey, Vec<String>, String, Vec<HttpRoute>)> = Vec::new();
     for doc in documents.iter().filter(|d| d["kind"] == "HTTPRoute") {
         let resource = super::name_of(doc);
         let namespace = namespace_of(doc);
@@ -629,47 +631,42 @@ pub(crate) fn convert(documents: &[&Value], index: &Index) -> Result<Converted, 
         // reports a route's backends only where it is accepted.
         let routes = convert_rules(&resource, &namespace, name, &spec, index)?;
         for key in keys {
-            match merged.iter_mut().find(|(k, _, _)| *k == key) {
-                Some((_, names, existing)) => {
+            match merged.iter_mut().find(|(k, _, _, _)| *k == key) {
+                Some((_, names, _, existing)) => {
                     if !names.contains(&resource) {
                         names.push(resource.clone());
                     }
                     existing.extend(routes.iter().cloned());
                 }
-                None => merged.push((key, vec![resource.clone()], routes.clone())),
+                None => merged.push((
+                    key,
+                    vec![resource.clone()],
+                    namespace.clone(),
+                    routes.clone(),
+                )),
             }
         }
     }
-    for ((gateway_namespace, internal, host), names, mut routes) in merged {
+    // The model's other fields (routes of other protocols) stay empty:
+    // an HTTPRoute says HTTP only.
+    #[allow(clippy::needless_update)]
+    for ((gateway_namespace, internal, host), names, route_namespace, mut routes) in merged {
         sort_routes(&mut routes);
         out.virtual_services.push((
             names.join(","),
             // The VirtualService lives in the route's namespace: the
             // server's `ns/host` admits it from there.
-            route_namespace(&names, documents).unwrap_or(gateway_namespace.clone()),
+            route_namespace,
             VirtualServiceSpec {
                 hosts: vec![host],
                 gateways: vec![format!("{gateway_namespace}/{internal}")],
                 http: routes,
                 gateway_semantics: true,
+                ..VirtualServiceSpec::default()
             },
         ));
     }
     Ok(out)
-}
-
-/// The namespace of the first route named in `names`.
-fn route_namespace(names: &[String], documents: &[&Value]) -> Option<String> {
-    let first = names.first()?;
-    documents
-        .iter()
-        .find(|d| d["kind"] == "HTTPRoute" && super::name_of(d) == *first)
-        .map(|d| {
-            d["metadata"]["namespace"]
-                .as_str()
-                .unwrap_or(DEFAULT_NAMESPACE)
-                .to_string()
-        })
 }
 
 /// Why a listener does not take the route (`referenceAllowed`), if it does not.
