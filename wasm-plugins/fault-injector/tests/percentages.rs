@@ -133,6 +133,32 @@ fn four_decimal_places_are_honoured() {
 }
 
 #[test]
+fn percentages_are_truncated_to_millionths_as_istiod_does() {
+    // istiod gives Envoy uint32(value * 10000) millionths of requests. 12.3456
+    // times 10000 is just under 123456 in float64, so 123455: the id drawing
+    // 123454 is aborted, the one drawing 123455 is not (rounding would abort
+    // it).
+    let (mut h, w) = start(&request_id_config("12.3456"));
+    let status = |h: &mut proxy_wasm_harness::Harness, id: &str| {
+        send(h, w, Request::get("/").header("x-request-id", id)).status()
+    };
+    assert_eq!(
+        status(&mut h, &id_with_draw(ABORT_SALT, 123_454)),
+        Some(503)
+    );
+    assert_eq!(
+        status(&mut h, &id_with_draw(ABORT_SALT, 123_455)),
+        Some(200)
+    );
+    // 0.00005 is 0 millionths: not even the id drawing 0 is aborted.
+    let (mut h, w) = start(&request_id_config("0.00005"));
+    let status = |h: &mut proxy_wasm_harness::Harness, id: &str| {
+        send(h, w, Request::get("/").header("x-request-id", id)).status()
+    };
+    assert_eq!(status(&mut h, &id_with_draw(ABORT_SALT, 0)), Some(200));
+}
+
+#[test]
 fn request_id_hashing_decides_delays_too() {
     let (mut h, w) = start(
         r#"{"requestIdHeader": "x-request-id",
