@@ -512,7 +512,7 @@ fn expect_continue(address: &str) -> String {
 }
 
 #[test]
-fn callers_see_istio_envoy_and_the_upstream_answers_expect_continue() {
+fn callers_see_their_own_sidecar_as_envoy_and_the_upstream_answers_expect_continue() {
     let (port, upstream) = recording_upstream();
     let files = Workload {
         service: "files".into(),
@@ -527,14 +527,17 @@ fn callers_see_istio_envoy_and_the_upstream_answers_expect_continue() {
         .to_string();
     let answer = expect_continue(&address);
     // The upstream's 200 is the first answer: the proxy did not say
-    // `100 Continue` itself, and the caller sees Istio's server name.
+    // `100 Continue` itself. The caller's own sidecar names itself as
+    // istiod leaves it there, Envoy's `envoy` (proxy_headers.go sets
+    // `istio-envoy` only on the gateway and the inbound side), overwriting
+    // the upstream's `server: upstream`.
     assert!(answer.starts_with("http/1.1 200"), "{answer}");
-    assert!(answer.contains("server: istio-envoy"), "{answer}");
+    assert!(answer.contains("server: envoy"), "{answer}");
     let head = upstream.join().unwrap().to_ascii_lowercase();
     assert!(head.contains("expect: 100-continue"), "{head}");
 
     // The same listener with Envoy's own defaults answers the expectation
-    // itself and calls itself `envoy`: what the two settings change.
+    // itself: what `proxy_100_continue` changes.
     let (port, upstream) = recording_upstream();
     let mesh = Mesh::start_with("", &[], &[Workload { port, ..files }]);
     let mut bare = mesh.translation.clone();

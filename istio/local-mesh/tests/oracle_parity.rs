@@ -189,27 +189,6 @@ struct KnownDivergence {
 }
 
 const KNOWN_DIVERGENCES: &[KnownDivergence] = &[
-    // istiod leaves a sidecar's outbound connection manager at Envoy's own
-    // server name (pilot/pkg/networking/util/proxy_headers.go: "outbound
-    // uses envoy while inbound uses istio-envoy"), so a caller in the mesh
-    // sees `server: envoy`; the local mesh's Service listeners say
-    // istio-envoy (src/translate/proxy.rs), which
-    // istio_defaults.rs::callers_see_istio_envoy_and_the_upstream_answers_expect_continue
-    // asserts. Fixing it means changing that test.
-    KnownDivergence {
-        goldens: "*",
-        place: "sidecar outbound \"0.0.0.0_8080\" connection manager",
-        field: ".server_name",
-        istiod: "\"envoy\"",
-        ours: "\"istio-envoy\"",
-    },
-    KnownDivergence {
-        goldens: "gateway-api/*",
-        place: "sidecar outbound \"0.0.0.0_80\" connection manager",
-        field: ".server_name",
-        istiod: "\"envoy\"",
-        ours: "\"istio-envoy\"",
-    },
     // A pod's inbound route (listener_inbound.go, route.BuildDefaultHTTPInboundRoute):
     // istiod retries a request whose connection to the app reset before
     // the request was sent (`reset-before-request`, 2 retries), and

@@ -36,9 +36,10 @@ pub enum ListenerClass {
 ///   not merged; escaped slashes kept unchanged);
 /// - no stream idle timeout (Envoy's default would reset a stream idle for
 ///   5 minutes);
-/// - `server: istio-envoy` on responses (istiod: gateway and pods' inbound
-///   side) and `Expect: 100-continue` passed to the upstream, on every
-///   listener;
+/// - `server: istio-envoy` on responses of the gateway and the pods'
+///   inbound side, Envoy's own `envoy` on a sidecar's outbound side (as
+///   istiod leaves it), and `Expect: 100-continue` passed to the upstream,
+///   on every listener;
 /// - `x-envoy-attempt-count` sent upstream on every virtual host
 ///   (`proxy_headers.go`: `IncludeRequestAttemptCount` is on unless
 ///   `proxyHeaders.attemptCount.disabled`; `httproute.go` and `gateway.go`
@@ -67,11 +68,16 @@ pub fn istio_connection_manager(listener: &mut Value, class: ListenerClass) {
             // (features.Enable100ContinueHeaders, on by default, on every
             // class). Shown by istio/oracle's goldens (tests/oracle_parity.rs).
             // istiod leaves a sidecar's outbound side at Envoy's own name,
-            // `envoy` ("likely due to a mistake", proxy_headers.go): setting
-            // it here too is a known divergence of oracle_parity, kept until
-            // istio_defaults.rs's test of the outbound server name says
-            // `envoy`.
-            config["server_name"] = json!("istio-envoy");
+            // `envoy` ("likely due to a mistake", proxy_headers.go), so a
+            // caller in the mesh sees `server: envoy` (its own sidecar
+            // overwrites the callee's `istio-envoy`).
+            if class == ListenerClass::SidecarOutbound {
+                if let Some(config) = config.as_object_mut() {
+                    config.remove("server_name");
+                }
+            } else {
+                config["server_name"] = json!("istio-envoy");
+            }
             config["proxy_100_continue"] = json!(true);
             if class == ListenerClass::SidecarInbound {
                 continue;
