@@ -247,7 +247,21 @@ spec: {{}}
     ));
     assert!(
         message.starts_with(
-            "GRPCRoute/g: kind GRPCRoute (gateway.networking.k8s.io) is not supported"
+            "GRPCRoute/g: kind GRPCRoute (gateway.networking.k8s.io) is not supported by the local mesh: its upstreams speak HTTP/1.1 only"
+        ),
+        "{message}"
+    );
+    let message = refusal(&format!(
+        "{GATEWAY}---
+apiVersion: gateway.networking.k8s.io/v1beta1
+kind: ReferenceGrant
+metadata: {{name: g, namespace: airport}}
+spec: {{}}
+"
+    ));
+    assert!(
+        message.starts_with(
+            "ReferenceGrant/g: kind ReferenceGrant (gateway.networking.k8s.io) is not supported"
         ),
         "{message}"
     );

@@ -184,6 +184,14 @@ pub(crate) fn check(doc: &Value, resource: &str) -> Result<(), MeshError> {
     let shape = match doc["kind"].as_str() {
         Some("Gateway") => &GATEWAY,
         Some("HTTPRoute") => &HTTP_ROUTE,
+        Some("GRPCRoute") => {
+            return Err(MeshError::Unsupported {
+                resource: resource.to_string(),
+                message: format!(
+                    "kind GRPCRoute ({GROUP}) is not supported by the local mesh: its upstreams speak HTTP/1.1 only, so a gRPC backend could not answer (istiod converts a GRPCRoute like an HTTPRoute, methods as /service/method paths: ISTIO-SUPPORT.md)"
+                ),
+            });
+        }
         other => {
             return Err(MeshError::Unsupported {
                 resource: resource.to_string(),
