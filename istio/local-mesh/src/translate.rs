@@ -10,6 +10,7 @@
 
 mod clusters;
 mod cors;
+mod delegate;
 mod gateway_api;
 mod gateway_selector;
 mod hosts;
@@ -360,6 +361,9 @@ pub fn translate(
     }
 
     let mut warnings = Vec::new();
+    // Delegate VirtualServices merged into their roots, as istiod does first.
+    let expanded = delegate::expand(&latest, &mut warnings)?;
+    let latest: Vec<&Value> = expanded.iter().collect();
     let mut rules: Vec<(String, String, DestinationRuleSpec)> = Vec::new();
     let mut virtual_services: Vec<(String, String, VirtualServiceSpec)> = Vec::new();
     let mut gateways: Vec<(String, String, String, GatewaySpec)> = Vec::new();

@@ -133,6 +133,7 @@ const HTTP_ROUTE: Shape = Object(&[
         ])),
     ),
     ("headers", HEADERS),
+    ("delegate", Object(&[("name", Leaf), ("namespace", Leaf)])),
     (
         "corsPolicy",
         Object(&[
@@ -298,7 +299,6 @@ fn reason(field: &str) -> Option<&'static str> {
             "(the local mesh's upstreams speak HTTP/1.1 only)"
         }
         "tls" => "(the local mesh runs plain HTTP on loopback, without mTLS)",
-        "delegate" => "(write the routes into the VirtualService itself)",
         "sourceLabels" | "sourceNamespace" | "gateways" => {
             "(a route's match cannot tell callers apart in the local mesh)"
         }
