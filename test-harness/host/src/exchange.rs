@@ -9,6 +9,10 @@ pub struct Request {
     pub(crate) headers: HeaderMap,
     pub(crate) body: Option<Vec<u8>>,
     pub(crate) trailers: Option<HeaderMap>,
+    /// Properties of this request's stream (`Harness::set_property`).
+    pub(crate) properties: Vec<(Vec<String>, Vec<u8>)>,
+    /// The lengths of the body's chunks, when it arrives in several.
+    pub(crate) chunks: Vec<usize>,
 }
 
 impl Request {
@@ -29,6 +33,8 @@ impl Request {
             headers,
             body: None,
             trailers: None,
+            properties: Vec::new(),
+            chunks: Vec::new(),
         }
     }
 
@@ -65,6 +71,23 @@ impl Request {
         self.trailers
             .get_or_insert_with(HeaderMap::new)
             .add(key, value);
+        self
+    }
+
+    /// Sets the body as it arrives in several chunks, each its own body
+    /// callback (`content-length` is the total), as a client that sends it
+    /// in pieces produces.
+    pub fn body_chunks<I: IntoIterator<Item = B>, B: Into<Vec<u8>>>(mut self, chunks: I) -> Self {
+        let chunks: Vec<Vec<u8>> = chunks.into_iter().map(Into::into).collect();
+        self.chunks = chunks.iter().map(Vec::len).collect();
+        self.body(chunks.concat())
+    }
+
+    /// A property of this request's stream only (`request.*`,
+    /// `source.address`, anything), set before the first callback.
+    pub fn property(mut self, path: &[&str], value: impl Into<Vec<u8>>) -> Self {
+        self.properties
+            .push((path.iter().map(|s| s.to_string()).collect(), value.into()));
         self
     }
 }

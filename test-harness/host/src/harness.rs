@@ -782,19 +782,7 @@ impl Harness {
         let now = self.world.clock.monotonic();
         self.world.clock.advance(at.saturating_sub(now));
         match event {
-            Event::Tick(index) => {
-                let vm = self.vm_mut(WorkerId(index))?;
-                let root = vm.state().root_context;
-                vm.state_mut().next_tick = None;
-                let result = vm.callback(root, "proxy_on_tick", (root,), ());
-                // Envoy re-arms after the callback returns, unless the plugin
-                // set a new period (or turned the timer off) inside it.
-                let state = vm.state_mut();
-                if state.next_tick.is_none() && !state.tick_period.is_zero() {
-                    state.next_tick = Some(at + state.tick_period);
-                }
-                result?;
-            }
+            Event::Tick(index) => self.run_tick(WorkerId(index), at)?,
             Event::CalloutTimeout(index, token) => {
                 let vm = self.vm_mut(WorkerId(index))?;
                 let Some(call) = vm.state_mut().http_calls.remove(&token) else {
@@ -821,6 +809,42 @@ impl Harness {
             Event::GrpcTimeout(index, token) => self.grpc_timeout(WorkerId(index), token)?,
             Event::GrpcAnswer(index) => self.deliver_delayed_grpc(index)?,
         }
+        self.settle()
+    }
+
+    /// `proxy_on_tick` on `worker`'s root context, as its timer fires at
+    /// `at`: Envoy re-arms after the callback returns, unless the plugin
+    /// set a new period (or turned the timer off) inside it.
+    fn run_tick(&mut self, worker: WorkerId, at: Duration) -> Result<(), HarnessError> {
+        let vm = self.vm_mut(worker)?;
+        let root = vm.state().root_context;
+        vm.state_mut().next_tick = None;
+        let result = vm.callback(root, "proxy_on_tick", (root,), ());
+        let state = vm.state_mut();
+        if state.next_tick.is_none() && !state.tick_period.is_zero() {
+            state.next_tick = Some(at + state.tick_period);
+        }
+        result
+    }
+
+    /// Fires `worker`'s tick now, without moving the clock, as if its timer
+    /// fell due this instant: `proxy_on_tick`, then the timer re-armed a
+    /// full period from now. For a test that wants one tick exactly where
+    /// it says so; `advance` fires ticks as they fall due.
+    pub fn tick(&mut self, worker: WorkerId) -> Result<(), HarnessError> {
+        let now = self.world.clock.monotonic();
+        self.run_tick(worker, now)?;
+        self.settle()
+    }
+
+    /// Calls `proxy_on_queue_ready` for queue `token` on `worker`'s root
+    /// context now (Envoy posts one per enqueue to the queue's owner; the
+    /// harness delivers those itself after each callback). For a test that
+    /// drives a plugin's queue handling by hand.
+    pub fn queue_ready(&mut self, worker: WorkerId, token: u32) -> Result<(), HarnessError> {
+        let vm = self.vm_mut(worker)?;
+        let root = vm.state().root_context;
+        vm.callback(root, "proxy_on_queue_ready", (root, token), ())?;
         self.settle()
     }
 
@@ -998,7 +1022,12 @@ impl Harness {
             mut headers,
             body,
             trailers,
+            properties,
+            chunks,
         } = request;
+        for (path, value) in properties {
+            self.stream_mut(id)?.properties.insert(path, value);
+        }
         if self.connection_manager_headers {
             self.add_connection_manager_headers(&mut headers);
         }
@@ -1006,7 +1035,7 @@ impl Harness {
         self.request_headers(id, headers.pairs().iter().cloned(), headers_end)?;
         self.wait_request(id, "request headers")?;
         if let Some(body) = &body {
-            self.exchange_body(id, Direction::Request, body, trailers.is_none())?;
+            self.exchange_body(id, Direction::Request, body, &chunks, trailers.is_none())?;
         }
         if let Some(trailers) = &trailers
             && !self.is_over(id)?
@@ -1034,7 +1063,7 @@ impl Harness {
             self.deliver_headers(id, Direction::Response, headers, end)?;
             self.wait_response(id, "response headers")?;
             if !body.is_empty() {
-                self.exchange_body(id, Direction::Response, &body, trailers.is_none())?;
+                self.exchange_body(id, Direction::Response, &body, &[], trailers.is_none())?;
             }
             if let Some(trailers) = trailers
                 && !self.stream(id)?.closed()
@@ -1076,14 +1105,24 @@ impl Harness {
         id: StreamId,
         direction: Direction,
         body: &[u8],
+        split: &[usize],
         last: bool,
     ) -> Result<(), HarnessError> {
         let mut chunks: Vec<(&[u8], bool)> = Vec::new();
+        // The pieces before the last one never end the stream.
+        let mut rest = body;
+        if let Some((_, leading)) = split.split_last() {
+            for &len in leading {
+                let (piece, tail) = rest.split_at(len.min(rest.len()));
+                chunks.push((piece, false));
+                rest = tail;
+            }
+        }
         if last && self.body_end == BodyEnd::SeparateEmptyCallback {
-            chunks.push((body, false));
+            chunks.push((rest, false));
             chunks.push((&[], true));
         } else {
-            chunks.push((body, last));
+            chunks.push((rest, last));
         }
         let count = chunks.len();
         for (index, (chunk, end_of_stream)) in chunks.into_iter().enumerate() {
