@@ -33,16 +33,15 @@ use std::process::{Child, Command};
 use std::sync::mpsc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use envoy_rig::{Bootstrap, Cluster, Listener, Route, RouteAction, RouteMatch, VirtualHost};
 use local_mesh::schemas::SchemaCheck;
-use local_mesh::{GATEWAY, ListenerClass, Workload, istio_connection_manager, translate};
+use local_mesh::{GATEWAY, Workload, inbound_sidecar, translate};
 use regex::Regex;
 use serde_json::{Value, json};
 
 use crate::kube::{self, Deployment, Document, Key, Service, Volume};
 use crate::plugins::{self, Topology};
 use crate::process;
-use crate::xds::{self, MeshEnvoy};
+use crate::xds::MeshEnvoy;
 
 /// How long a new pod may take to pass its readiness probe (the vision
 /// services load their models first).
@@ -909,32 +908,16 @@ impl Daemon {
         // Each pod's sidecar, inbound side: its own listener in front of the
         // process, where SERVER-mode plugins run (as they do in the pod's
         // istio-proxy), so they see every caller, the gateway included.
-        let mut inbound = Bootstrap::new();
         for pod in live.into_iter().flatten() {
-            let cluster = format!("inbound|{}", pod.name);
-            let mut listener = Listener::new(format!("inbound-{}", pod.name))
-                .port(pod.inbound_port)
-                .stat_prefix(format!("inbound_{}", pod.name.replace('-', "_")))
-                .virtual_host(
-                    VirtualHost::new("inbound").domains(["*"]).route(
-                        // Istio's inbound routes have no timeout of their own.
-                        Route::new(RouteMatch::prefix("/"), RouteAction::cluster(&cluster))
-                            .timeout(Duration::ZERO),
-                    ),
-                );
-            for filter in placement.inbound_for(&pod.labels) {
-                listener = listener.filter(filter);
-            }
-            inbound = inbound
-                .listener(listener)
-                .cluster(Cluster::new(cluster, pod.port));
+            let (cluster, listener) = inbound_sidecar(
+                &pod.name,
+                pod.inbound_port,
+                pod.port,
+                placement.inbound_for(&pod.labels),
+            );
+            clusters.push(cluster);
+            listeners.push(listener);
         }
-        let (inbound_clusters, mut inbound_listeners) = xds::split_bootstrap(&inbound.to_json());
-        for listener in &mut inbound_listeners {
-            istio_connection_manager(listener, ListenerClass::SidecarInbound);
-        }
-        clusters.extend(inbound_clusters);
-        listeners.extend(inbound_listeners);
         Ok((clusters, listeners, placement.summary, translation.warnings))
     }
 

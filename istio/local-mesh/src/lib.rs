@@ -24,6 +24,6 @@ mod translate;
 pub mod xds;
 
 pub use translate::{
-    GATEWAY, ListenerClass, Listeners, MeshError, Translation, Workload, fqdn,
+    GATEWAY, ListenerClass, Listeners, MeshError, Translation, Workload, fqdn, inbound_sidecar,
     istio_connection_manager, resolve, translate,
 };

@@ -34,7 +34,7 @@ pub use hosts::{fqdn, resolve};
 use model::{
     Destination, DestinationRuleSpec, GatewaySpec, PortSelector, TrafficPolicy, VirtualServiceSpec,
 };
-pub use proxy::{ListenerClass, istio_connection_manager};
+pub use proxy::{ListenerClass, inbound_sidecar, istio_connection_manager};
 
 /// A process serving one version of a service on loopback.
 #[derive(Debug, Clone, PartialEq, Eq)]

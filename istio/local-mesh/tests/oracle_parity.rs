@@ -49,14 +49,9 @@ mod oracle_views;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
 
-use envoy_rig::{
-    Bootstrap, Cluster, HttpFilter, Listener, Route, RouteAction, RouteMatch, VirtualHost,
-};
-use local_mesh::{
-    GATEWAY, ListenerClass, Translation, Workload, istio_connection_manager, translate,
-};
+use envoy_rig::HttpFilter;
+use local_mesh::{GATEWAY, Translation, Workload, inbound_sidecar, translate};
 use oracle_views::{
     CONNECTION_MANAGER_FIELDS, cluster_view, connection_manager_view, field, local_cluster_name,
     unread_fields, virtual_host_view,
@@ -189,34 +184,6 @@ struct KnownDivergence {
 }
 
 const KNOWN_DIVERGENCES: &[KnownDivergence] = &[
-    // A pod's inbound route (listener_inbound.go, route.BuildDefaultHTTPInboundRoute):
-    // istiod retries a request whose connection to the app reset before
-    // the request was sent (`reset-before-request`, 2 retries), and
-    // honours a caller's `grpc-timeout` without a cap
-    // (`max_stream_duration: {max_stream_duration: 0s,
-    // grpc_timeout_header_max: 0s}`); the daemon's inbound listeners
-    // (src/daemon.rs, `render`) have neither.
-    KnownDivergence {
-        goldens: "*",
-        place: "sidecar inbound \"0.0.0.0_8080\" connection manager virtual host 0",
-        field: ".host.routes[0].action.Route.retry_policy",
-        istiod: r#"{"host_selection_retry_max_attempts":1,"num_retries":2,"per_try_idle_timeout_ms":null,"per_try_timeout_ms":null,"retriable_status_codes":[],"retry_back_off_base_ms":null,"retry_back_off_max_ms":null,"retry_host_predicates":[],"retry_on":["reset-before-request"],"retry_priority":null,"unread":[]}"#,
-        ours: "null",
-    },
-    KnownDivergence {
-        goldens: "*",
-        place: "sidecar inbound \"0.0.0.0_8080\" connection manager virtual host 0",
-        field: ".host.routes[0].action.Route.max_stream_duration_ms",
-        istiod: "0",
-        ours: "null",
-    },
-    KnownDivergence {
-        goldens: "*",
-        place: "sidecar inbound \"0.0.0.0_8080\" connection manager virtual host 0",
-        field: ".host.routes[0].action.Route.grpc_timeout_header_max_ms",
-        istiod: "0",
-        ours: "null",
-    },
     // The Gateway API form as istio/gateway-api/README.md says to apply it
     // (istio/app without its gateway.yaml): istiod takes the VirtualServices
     // `airport` and `cpanel` bound to the absent Istio Gateway and binds them
@@ -542,32 +509,10 @@ fn filter_names(hcm: &Value) -> Vec<String> {
         .collect()
 }
 
-/// A pod's sidecar, inbound side, as the daemon builds it
-/// (src/daemon.rs, `render`: one listener in front of the pod, every path
-/// to the pod with no route timeout, its SERVER-mode plugins, Istio's
-/// inbound connection manager defaults). The daemon is not part of the
-/// library; this mirrors it.
+/// A pod's sidecar, inbound side, as the daemon builds it (the library's
+/// [`inbound_sidecar`], which src/daemon.rs calls for every live pod).
 fn our_inbound_listener(pod: &str, plugins: Vec<HttpFilter>) -> Value {
-    let cluster = format!("inbound|{pod}");
-    let mut listener = Listener::new(format!("inbound-{pod}"))
-        .port(1)
-        .stat_prefix(format!("inbound_{}", pod.replace('-', "_")))
-        .virtual_host(
-            VirtualHost::new("inbound").domains(["*"]).route(
-                Route::new(RouteMatch::prefix("/"), RouteAction::cluster(&cluster))
-                    .timeout(Duration::ZERO),
-            ),
-        );
-    for filter in plugins {
-        listener = listener.filter(filter);
-    }
-    let bootstrap = Bootstrap::new()
-        .listener(listener)
-        .cluster(Cluster::new(cluster, 2))
-        .to_json();
-    let mut listener = bootstrap["static_resources"]["listeners"][0].clone();
-    istio_connection_manager(&mut listener, ListenerClass::SidecarInbound);
-    listener
+    inbound_sidecar(pod, 1, 2, plugins).1
 }
 
 /// The translation of the golden's manifests, or what the local mesh

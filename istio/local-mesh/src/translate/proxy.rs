@@ -6,6 +6,7 @@
 //! defaults differ on each of these points, so a listener built without
 //! them would answer differently from a sidecar or a gateway.
 
+use envoy_rig::{Bootstrap, Cluster, HttpFilter, Listener, Route, VirtualHost};
 use serde_json::{Value, json};
 
 const HCM: &str = "envoy.filters.network.http_connection_manager";
@@ -89,4 +90,57 @@ pub fn istio_connection_manager(listener: &mut Value, class: ListenerClass) {
             }
         }
     }
+}
+
+/// A pod's sidecar, inbound side: one listener on `listen_port` in front of
+/// the process on `app_port`, carrying the pod's SERVER-mode plugins, with
+/// Istio's inbound connection manager and istiod's default inbound route
+/// (`route.BuildDefaultHTTPInboundRoute`, used by listener_inbound.go):
+/// every path to the app, no timeout, a caller's `grpc-timeout` honoured
+/// without a cap (`max_stream_duration` 0 with `grpc_timeout_header_max`
+/// 0), and a request retried twice when the connection to the app reset
+/// before it was sent (`reset-before-request`). Returns the cluster and the
+/// listener, as Envoy's `static_resources` hold them.
+pub fn inbound_sidecar(
+    pod: &str,
+    listen_port: u16,
+    app_port: u16,
+    plugins: impl IntoIterator<Item = HttpFilter>,
+) -> (Value, Value) {
+    let cluster = format!("inbound|{pod}");
+    let route = json!({
+        "name": "default",
+        "match": {"prefix": "/"},
+        "route": {
+            "cluster": cluster,
+            "timeout": "0s",
+            "max_stream_duration": {
+                "max_stream_duration": "0s",
+                "grpc_timeout_header_max": "0s",
+            },
+            "retry_policy": {
+                "retry_on": "reset-before-request",
+                "num_retries": 2,
+            },
+        },
+    });
+    let mut listener = Listener::new(format!("inbound-{pod}"))
+        .port(listen_port)
+        .stat_prefix(format!("inbound_{}", pod.replace('-', "_")))
+        .virtual_host(
+            VirtualHost::new("inbound")
+                .domains(["*"])
+                .route(Route::raw(route)),
+        );
+    for filter in plugins {
+        listener = listener.filter(filter);
+    }
+    let bootstrap = Bootstrap::new()
+        .listener(listener)
+        .cluster(Cluster::new(cluster, app_port))
+        .to_json();
+    let resources = &bootstrap["static_resources"];
+    let mut listener = resources["listeners"][0].clone();
+    istio_connection_manager(&mut listener, ListenerClass::SidecarInbound);
+    (resources["clusters"][0].clone(), listener)
 }
