@@ -121,8 +121,7 @@ spec:
         [
             "VirtualService/httpbin-org: spec.hosts[0] httpbin.org is no Service of the mesh \
           (Istio takes a name with a dot as written, so a Service is `name` or \
-          `name.namespace.svc.cluster.local`; other hosts need a ServiceEntry, which the local \
-          mesh does not have): inert for sidecars, as in a cluster without a ServiceEntry for it"
+          `name.namespace.svc.cluster.local`; other hosts need a ServiceEntry): inert for sidecars, as in a cluster without a ServiceEntry for it"
         ]
     );
 }

@@ -100,8 +100,7 @@ pub(crate) fn no_service_hint(host: &str, namespace: &str) -> String {
         format!("no Service {name} in namespace {namespace}")
     } else {
         "Istio takes a name with a dot as written, so a Service is `name` or \
-         `name.namespace.svc.cluster.local`; other hosts need a ServiceEntry, which the \
-         local mesh does not have"
+         `name.namespace.svc.cluster.local`; other hosts need a ServiceEntry"
             .to_string()
     }
 }
