@@ -1046,8 +1046,10 @@ fn string_value(value: &str) -> Value {
 }
 
 /// A `FractionalPercent` per million, so fractional percentages survive.
+/// Per million, truncated as istiod's `translatePercentToFractionalPercent`
+/// does (`uint32(value * 10000)`, pilot/pkg/networking/core/route/route.go).
 fn percentage(percent: f64) -> Value {
-    let per_million = (percent.clamp(0.0, 100.0) * 10_000.0).round() as u32;
+    let per_million = (percent.clamp(0.0, 100.0) * 10_000.0) as u32;
     json!({ "numerator": per_million, "denominator": "MILLION" })
 }
 
@@ -1065,6 +1067,9 @@ mod tests {
     fn percentages_keep_fractions() {
         assert_eq!(percentage(12.5)["numerator"], 125_000);
         assert_eq!(percentage(150.0)["numerator"], 1_000_000);
+        // Truncated, as istiod: 0.57 * 10000 is 5699.999... in a double.
+        assert_eq!(percentage(0.57)["numerator"], 5_699);
+        assert_eq!(percentage(12.34567)["numerator"], 123_456);
     }
 
     #[test]

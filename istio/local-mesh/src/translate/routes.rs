@@ -11,9 +11,9 @@ use super::{Index, MeshError, cors};
 
 /// Istio's retry policy for a route without `retries` of its own.
 /// (Istio 1.30, `pilot/pkg/networking/core/route/retry/retry.go`: no status
-/// code listed, so an upstream 503 is not retried.)
-pub(crate) const DEFAULT_RETRY_ON: &str =
-    "connect-failure,refused-stream,unavailable,cancelled,retriable-status-codes";
+/// code listed, so an upstream 503 is not retried), as mesh-policy holds it
+/// for the plugins too.
+pub(crate) const DEFAULT_RETRY_ON: &str = mesh_policy::retry_on::ISTIO_DEFAULT_RETRY_ON;
 
 /// What Envoy's router accepts in `retry_on`: its HTTP and gRPC conditions.
 fn retry_conditions() -> impl Iterator<Item = &'static str> {

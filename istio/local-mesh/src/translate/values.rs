@@ -21,45 +21,12 @@ pub(crate) fn duration(text: &str) -> Result<String, String> {
     ))
 }
 
-/// Nanoseconds of a Go duration.
+/// Nanoseconds of a Go duration: mesh-policy's parser (Go's grammar, in
+/// integer arithmetic), the one the plugins use too.
 pub(crate) fn parse_go_duration(text: &str) -> Result<u128, String> {
-    let bad = || format!("{text:?} is not a duration (like 10s, 500ms or 1m30s)");
-    if text == "0" {
-        return Ok(0);
-    }
-    let mut rest = text;
-    let mut total: f64 = 0.0;
-    if rest.is_empty() {
-        return Err(bad());
-    }
-    while !rest.is_empty() {
-        let number_len = rest
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if number_len == 0 {
-            return Err(bad());
-        }
-        let number: f64 = rest[..number_len].parse().map_err(|_| bad())?;
-        rest = &rest[number_len..];
-        let unit_len = rest
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(rest.len());
-        let scale = match &rest[..unit_len] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += number * scale;
-        rest = &rest[unit_len..];
-    }
-    if !total.is_finite() || total > 1e20 {
-        return Err(bad());
-    }
-    Ok(total.round() as u128)
+    mesh_policy::parse_duration(text)
+        .map(|duration| duration.as_nanos())
+        .map_err(|error| error.to_string())
 }
 
 /// Istio's `Percent` (a double, 0 to 100) as Envoy's `FractionalPercent` per
@@ -116,6 +83,9 @@ mod tests {
         assert_eq!(duration("1.5h").unwrap(), "5400.000000000s");
         assert_eq!(duration("0").unwrap(), "0.000000000s");
         assert_eq!(duration("750us").unwrap(), "0.000750000s");
+        // Integer arithmetic: no float rounding of many-digit fractions.
+        assert_eq!(duration("0.000000001s").unwrap(), "0.000000001s");
+        assert_eq!(duration("1.000000001s").unwrap(), "1.000000001s");
     }
 
     #[test]
