@@ -269,6 +269,67 @@ pub fn pin_images(
     Ok((out, found))
 }
 
+/// `text` with the `sha256:` of every other reference to one of our plugin
+/// images set to that image's pin: a manifest outside `istio/plugins` (the
+/// Gateway API forms attach the same modules by `targetRefs`, as
+/// WasmPlugins and TrafficExtensions) names a module by a `url:` line, and
+/// its `sha256:` must be the line right after it, at the same indent, so
+/// the pair cannot be read apart. `pins` maps each plugin's `url` to its
+/// sha256. Returns the text and how many references it pinned.
+pub fn pin_plugin_references(
+    text: &str,
+    file: &Path,
+    pins: &BTreeMap<String, String>,
+) -> Result<(String, usize)> {
+    let fail = |line: usize, message: String| Error::Manifest {
+        file: file.to_path_buf(),
+        message: format!("line {line}: {message}"),
+    };
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let mut out = String::with_capacity(text.len());
+    let mut pinned = 0;
+    let mut i = 0;
+    while i < lines.len() {
+        let line = lines[i];
+        out.push_str(line);
+        let body = line.trim_end_matches(['\n', '\r']);
+        let indent = &body[..body.len() - body.trim_start().len()];
+        let value = body
+            .trim_start()
+            .strip_prefix("url:")
+            .map(|v| v.trim().trim_matches(['"', '\'']));
+        if let Some(sha256) = value.and_then(|url| pins.get(url)) {
+            let next = lines
+                .get(i + 1)
+                .map(|l| l.trim_end_matches(['\n', '\r']))
+                .filter(|l| l.starts_with(&format!("{indent}sha256:")));
+            let Some(next_line) = next else {
+                return Err(fail(
+                    i + 1,
+                    format!(
+                        "{} has no `sha256:` on the next line: a module reference must be pinned",
+                        value.unwrap_or_default()
+                    ),
+                ));
+            };
+            let ending = &lines[i + 1][next_line.len()..];
+            out.push_str(&format!("{indent}sha256: {sha256}{ending}"));
+            pinned += 1;
+            i += 2;
+            continue;
+        }
+        i += 1;
+    }
+    let (before, after) = (parse_yaml(text, file)?, parse_yaml(&out, file)?);
+    if before.len() != after.len() {
+        return Err(Error::Manifest {
+            file: file.to_path_buf(),
+            message: "pinning the plugin references changed the document count".into(),
+        });
+    }
+    Ok((out, pinned))
+}
+
 /// Every `*.yaml`/`*.yml` under `istio/`, but the vendored CRDs and the
 /// crates' own folders, from the repository root, sorted.
 pub fn manifest_files(root: &Path) -> Result<Vec<PathBuf>> {
@@ -351,6 +412,10 @@ pub fn plan(
             },
         );
     }
+    let plugin_pins: BTreeMap<String, String> = wasm_plugins
+        .iter()
+        .map(|(_, url, sha256)| (url.clone(), sha256.clone()))
+        .collect();
     let mut refs = Vec::new();
     for file in manifest_files(root)? {
         let (current, text) = match updates.get(&file) {
@@ -361,7 +426,12 @@ pub fn plan(
             }
         };
         let (expected, found) = pin_images(&text, &file, registry, tag, digests)?;
-        if !found.is_empty() || updates.contains_key(&file) {
+        let (expected, references) = if updates.contains_key(&file) {
+            (expected, 0)
+        } else {
+            pin_plugin_references(&expected, &file, &plugin_pins)?
+        };
+        if !found.is_empty() || references > 0 || updates.contains_key(&file) {
             updates.insert(
                 file.clone(),
                 FileUpdate {
@@ -398,6 +468,30 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn plugin_references_elsewhere_get_the_plugins_pin() {
+        let sha = "a".repeat(64);
+        let pins = BTreeMap::from([("oci://r/p:0.1.0".to_string(), sha.clone())]);
+        let text = "kind: WasmPlugin\nspec:\n  url: oci://r/p:0.1.0\n  sha256: 00\n---\nkind: TrafficExtension\nspec:\n  wasm:\n    url: \"oci://r/p:0.1.0\"\n    sha256: 11 # pinned\n  other: oci://r/p:0.1.0\n";
+        let (out, pinned) = pin_plugin_references(text, Path::new("x.yaml"), &pins).unwrap();
+        assert_eq!(pinned, 2);
+        assert_eq!(out.matches(&format!("sha256: {sha}")).count(), 2);
+        assert!(out.contains("  other: oci://r/p:0.1.0\n"));
+        // Another image's reference is left alone.
+        let other = "spec:\n  url: oci://r/q:0.1.0\n  sha256: 00\n";
+        let (out, pinned) = pin_plugin_references(other, Path::new("x.yaml"), &pins).unwrap();
+        assert_eq!((out.as_str(), pinned), (other, 0));
+        // A reference without its sha256 next to it is refused, by line.
+        let unpinned = "spec:\n  url: oci://r/p:0.1.0\n  phase: AUTHN\n";
+        let error = pin_plugin_references(unpinned, Path::new("x.yaml"), &pins)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            error.contains("line 2") && error.contains("sha256"),
+            "{error}"
+        );
+    }
 
     const PLUGIN: &str = "\
 apiVersion: extensions.istio.io/v1alpha1
