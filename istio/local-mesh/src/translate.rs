@@ -110,6 +110,24 @@ pub enum MeshError {
     Invalid { resource: String, message: String },
 }
 
+/// A value wrong whatever runs it, in `resource` ([`MeshError::Invalid`]);
+/// the one constructor every translation module uses.
+pub(crate) fn invalid(resource: &str, message: String) -> MeshError {
+    MeshError::Invalid {
+        resource: resource.to_string(),
+        message,
+    }
+}
+
+/// Something the local mesh does not implement, in `resource`
+/// ([`MeshError::Unsupported`]).
+pub(crate) fn unsupported(resource: &str, message: String) -> MeshError {
+    MeshError::Unsupported {
+        resource: resource.to_string(),
+        message,
+    }
+}
+
 /// Listener names of the translated bootstrap: the gateway's and one per
 /// service.
 #[derive(Debug, Clone, Default)]

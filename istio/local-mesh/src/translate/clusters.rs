@@ -2,9 +2,9 @@
 
 use serde_json::{Value, json};
 
-use super::MeshError;
 use super::model::{ConsistentHash, TrafficPolicy};
 use super::values::duration;
+use super::{MeshError, invalid, unsupported};
 
 /// Istio's mesh-wide default connect timeout (`meshConfig.connectTimeout`).
 const DEFAULT_CONNECT_TIMEOUT: &str = "10s";
@@ -13,20 +13,6 @@ const DEFAULT_CONNECT_TIMEOUT: &str = "10s";
 /// defaults (1024 connections and requests, 3 concurrent retries) would
 /// shed load Istio lets through.
 const NO_LIMIT: u32 = u32::MAX;
-
-fn invalid(resource: &str, message: String) -> MeshError {
-    MeshError::Invalid {
-        resource: resource.to_string(),
-        message,
-    }
-}
-
-fn unsupported(resource: &str, message: String) -> MeshError {
-    MeshError::Unsupported {
-        resource: resource.to_string(),
-        message,
-    }
-}
 
 fn parse_duration(resource: &str, path: &str, text: &str) -> Result<String, MeshError> {
     duration(text).map_err(|e| invalid(resource, format!("{path}: {e}")))

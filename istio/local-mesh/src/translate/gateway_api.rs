@@ -28,7 +28,7 @@ use super::model::{
     Server, ServerPort, StringMatch, VirtualServiceSpec,
 };
 use super::supported::Shape::{self, Leaf, List, Object};
-use super::{Index, MeshError, covers, spec_of};
+use super::{Index, MeshError, covers, invalid, spec_of, unsupported};
 
 /// The API group of the Gateway API.
 const GROUP: &str = "gateway.networking.k8s.io";
@@ -430,20 +430,6 @@ struct Parent {
     /// Hostnames of the Gateway's other listeners on the same port and
     /// protocol (`bannedHostnames` in `extractParentReferenceInfo`).
     banned: Vec<String>,
-}
-
-fn invalid(resource: &str, message: String) -> MeshError {
-    MeshError::Invalid {
-        resource: resource.to_string(),
-        message,
-    }
-}
-
-fn unsupported(resource: &str, message: String) -> MeshError {
-    MeshError::Unsupported {
-        resource: resource.to_string(),
-        message,
-    }
 }
 
 /// Converts the Gateway API documents (already through [`check`]) the way

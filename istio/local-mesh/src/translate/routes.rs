@@ -7,7 +7,7 @@ use super::model::{
     VirtualServiceSpec,
 };
 use super::values::{Matcher, duration, per_hundred, per_million, string_match};
-use super::{Index, MeshError, cors};
+use super::{Index, MeshError, cors, invalid};
 
 /// Istio's retry policy for a route without `retries` of its own.
 /// (Istio 1.30, `pilot/pkg/networking/core/route/retry/retry.go`: no status
@@ -22,13 +22,6 @@ fn retry_conditions() -> impl Iterator<Item = &'static str> {
         .iter()
         .copied()
         .chain(GRPC_CONDITIONS.iter().map(|(name, _)| *name))
-}
-
-fn invalid(resource: &str, message: String) -> MeshError {
-    MeshError::Invalid {
-        resource: resource.to_string(),
-        message,
-    }
 }
 
 /// The Envoy routes of one VirtualService, in order: one per (HTTP route ×

@@ -29,8 +29,8 @@ use std::collections::BTreeMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use super::MeshError;
 use super::hosts::ServiceKey;
+use super::{MeshError, invalid, unsupported};
 
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(rename_all = "camelCase")]
@@ -84,20 +84,6 @@ pub(crate) struct Entry {
     resolution: Resolution,
     /// (address, port, weight) of each endpoint.
     endpoints: Vec<(String, u32, Option<u32>)>,
-}
-
-fn invalid(resource: &str, message: String) -> MeshError {
-    MeshError::Invalid {
-        resource: resource.to_string(),
-        message,
-    }
-}
-
-fn unsupported(resource: &str, message: String) -> MeshError {
-    MeshError::Unsupported {
-        resource: resource.to_string(),
-        message,
-    }
 }
 
 /// The hosts of one ServiceEntry of `namespace`, one [`Entry`] each.

@@ -28,7 +28,7 @@ use serde_json::{Value, json};
 
 use super::model::{Destination, DestinationRuleSpec, RouteDestination};
 use super::values::duration;
-use super::{Index, MeshError};
+use super::{Index, MeshError, invalid};
 
 /// A VirtualService's `tcp` routes (read beside its other fields).
 #[derive(Debug, Clone, Default, Deserialize)]
@@ -61,13 +61,6 @@ pub(crate) fn is_tcp_port(port: &Value) -> bool {
         .unwrap_or_default()
         .to_ascii_lowercase();
     name == "tcp" || name.starts_with("tcp-")
-}
-
-fn invalid(resource: &str, message: String) -> MeshError {
-    MeshError::Invalid {
-        resource: resource.to_string(),
-        message,
-    }
 }
 
 /// The `tcp_proxy` filter for a TCP Service of port `port` (`None`: not
