@@ -284,7 +284,7 @@ fn bad_policy_values_are_named() {
     );
     assert_eq!(
         message,
-        "DestinationRule/cpanel: spec.trafficPolicy.outlierDetection.interval: \"often\" is not a duration (like 10s, 500ms or 1m30s)"
+        "DestinationRule/cpanel: spec.trafficPolicy.outlierDetection.interval: \"often\" is not a duration (write it as Go does: 300ms, 1.5s, 2h45m)"
     );
     let message = refusal(
         &rule(

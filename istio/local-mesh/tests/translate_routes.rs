@@ -559,7 +559,7 @@ fn timeouts_are_go_durations() {
     );
     assert_eq!(
         message,
-        "VirtualService/cpanel: spec.http[0].timeout: \"soon\" is not a duration (like 10s, 500ms or 1m30s)"
+        "VirtualService/cpanel: spec.http[0].timeout: \"soon\" is not a duration (write it as Go does: 300ms, 1.5s, 2h45m)"
     );
 }
 
