@@ -215,18 +215,16 @@ impl Drop for Mesh {
     }
 }
 
-/// A VirtualService with a field the local mesh does not implement.
-const CORS: &str = r#"
+/// A DestinationRule with a field the local mesh does not implement (mTLS;
+/// corsPolicy, refused here once, is translated now).
+const UNSUPPORTED: &str = r#"
 apiVersion: networking.istio.io/v1
-kind: VirtualService
+kind: DestinationRule
 metadata: {name: cpanel, namespace: airport}
 spec:
-  hosts: ["*"]
-  gateways: [airport-gateway]
-  http:
-  - corsPolicy: {allowOrigins: [{exact: "https://example.org"}]}
-    route:
-    - destination: {host: cpanel, subset: v2}
+  host: cpanel
+  trafficPolicy:
+    tls: {mode: ISTIO_MUTUAL}
 "#;
 
 /// The seed's `make health` answers before the cameras start.
@@ -327,9 +325,9 @@ fn the_seed_walkthrough_on_the_local_mesh() {
         "apiVersion: v1\nkind: Service\nmetadata: {name: x\n",
     );
     assert!(said.contains("broken.yaml"), "{said}");
-    let said = mesh.refuses("cors.yaml", CORS);
+    let said = mesh.refuses("tls.yaml", UNSUPPORTED);
     assert!(
-        said.contains("VirtualService/cpanel") && said.contains("corsPolicy"),
+        said.contains("DestinationRule/cpanel") && said.contains("tls"),
         "{said}"
     );
     let said = mesh.refused(&["scale", "no-such-deployment", "2"]);
